@@ -1,0 +1,24 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { LoggerModule } from 'nestjs-pino';
+import { DatabaseModule } from './common/database.module';
+import { loggerOptions } from './common/logging';
+import { ConfigModule } from './config/config.module';
+import { Settings } from './config/settings';
+import { HealthModule } from './health/health.module';
+import { JobsModule } from './jobs/jobs.module';
+
+@Module({})
+export class AppModule {
+  static forSettings(settings: Settings): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forSettings(settings),
+        LoggerModule.forRoot(loggerOptions(settings)),
+        DatabaseModule,
+        JobsModule,
+        HealthModule,
+      ],
+    };
+  }
+}

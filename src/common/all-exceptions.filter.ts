@@ -1,0 +1,102 @@
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError } from './errors';
+
+/** Maps every error to the one body: {code, message, request_id, details?}. */
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('HTTP');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const reply = http.getResponse<FastifyReply>();
+    const request = http.getRequest<FastifyRequest>();
+    if (reply.sent || reply.raw.headersSent) return;
+    const { status, body } = toErrorBody(exception, String(request.id));
+    if (status >= 500) this.logger.error({ err: exception, request_id: request.id, msg: body.message });
+    void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(body);
+  }
+}
+
+export interface ErrorBody {
+  code: string;
+  message: string;
+  request_id: string;
+  details?: unknown;
+}
+
+export function toErrorBody(exception: unknown, requestId: string): { status: number; body: ErrorBody } {
+  if (exception instanceof DomainError) {
+    return {
+      status: exception.status,
+      body: {
+        code: exception.code,
+        message: exception.message,
+        request_id: requestId,
+        details: exception.details,
+      },
+    };
+  }
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    const response = exception.getResponse() as string | { message?: unknown; error?: string };
+    const messages =
+      typeof response === 'string' ? [response] : [response.message ?? exception.message].flat();
+    return {
+      status,
+      body: {
+        code: httpCode(status),
+        message: messages.map(String).join('; '),
+        request_id: requestId,
+      },
+    };
+  }
+  const fastifyError = exception as { statusCode?: number; code?: string; message?: string };
+  if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode < 500) {
+    return {
+      status: fastifyError.statusCode,
+      body: {
+        code: httpCode(fastifyError.statusCode),
+        message: fastifyError.message ?? 'bad request',
+        request_id: requestId,
+      },
+    };
+  }
+  return {
+    status: 500,
+    body: {
+      code: 'internal_error',
+      message: 'internal error; see the daemon log for this request id',
+      request_id: requestId,
+    },
+  };
+}
+
+function httpCode(status: number): string {
+  switch (status) {
+    case 400:
+      return 'bad_request';
+    case 401:
+      return 'unauthorized';
+    case 403:
+      return 'forbidden';
+    case 404:
+      return 'not_found';
+    case 405:
+      return 'method_not_allowed';
+    case 409:
+      return 'conflict';
+    case 413:
+      return 'body_too_large';
+    case 415:
+      return 'unsupported_media_type';
+    case 422:
+      return 'unprocessable';
+    case 429:
+      return 'rate_limited';
+    case 503:
+      return 'unavailable';
+    default:
+      return `http_${status}`;
+  }
+}

@@ -1,0 +1,70 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+
+export const DATABASE = Symbol('Database');
+
+/**
+ * Schema migrations, applied in order; PRAGMA user_version records how many ran.
+ * Append only: never edit a migration that has shipped.
+ */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE jobs (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     id TEXT NOT NULL UNIQUE,
+     status TEXT NOT NULL,
+     stage TEXT,
+     percent REAL NOT NULL DEFAULT 0,
+     bytes_processed INTEGER NOT NULL DEFAULT 0,
+     bytes_total INTEGER,
+     request_json TEXT NOT NULL,
+     volume_name TEXT NOT NULL,
+     idempotency_key TEXT,
+     request_hash TEXT NOT NULL,
+     cache_hit INTEGER NOT NULL DEFAULT 0,
+     image_path TEXT,
+     image_sha256 TEXT,
+     volume_path TEXT,
+     created_volume INTEGER NOT NULL DEFAULT 0,
+     reused_volume INTEGER NOT NULL DEFAULT 0,
+     error_code TEXT,
+     error TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     started_at TEXT,
+     finished_at TEXT
+   );
+   CREATE INDEX jobs_status ON jobs (status);
+   CREATE INDEX jobs_volume ON jobs (volume_name);
+   CREATE INDEX jobs_idempotency ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+   -- At most one unfinished job per volume, whatever the code above does.
+   CREATE UNIQUE INDEX jobs_one_active_per_volume ON jobs (volume_name) WHERE status IN ('pending', 'running');`,
+];
+
+export function openDatabase(path: string): Database.Database {
+  const file = resolve(path);
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // FULL: a job transition that was reported is on disk even after a power cut.
+  db.pragma('synchronous = FULL');
+  db.pragma('busy_timeout = 5000');
+  migrate(db);
+  return db;
+}
+
+function migrate(db: Database.Database): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(
+      `database schema version ${current} is newer than this daemon knows (${MIGRATIONS.length}); ` +
+        'run the newer version or restore a backup',
+    );
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Domain errors: each carries a stable machine code, the HTTP status it maps to, and a message
+ * written for the operator who reads it. The exception filter turns them into the one error body.
+ */
+export abstract class DomainError extends Error {
+  abstract readonly code: string;
+  abstract readonly status: number;
+  constructor(
+    message: string,
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class JobNotFoundError extends DomainError {
+  readonly code = 'job_not_found';
+  readonly status = 404;
+  constructor(jobId: string) {
+    super(`no job with id ${jobId}`, { job_id: jobId });
+  }
+}
+
+export class JobAlreadyFinishedError extends DomainError {
+  readonly code = 'job_finished';
+  readonly status = 409;
+  constructor(jobId: string, status: string) {
+    super(`job ${jobId} is already ${status}; only pending or running jobs can be cancelled`, {
+      job_id: jobId,
+      status,
+    });
+  }
+}
+
+export class VolumeBusyError extends DomainError {
+  readonly code = 'volume_busy';
+  readonly status = 409;
+  constructor(volumeName: string, activeJobId: string) {
+    super(`volume ${volumeName} is already being provisioned by job ${activeJobId}`, {
+      volume_name: volumeName,
+      active_job_id: activeJobId,
+    });
+  }
+}
+
+export class VolumeSizeMismatchError extends DomainError {
+  readonly code = 'volume_size_mismatch';
+  readonly status = 409;
+  constructor(volumeName: string, existingBytes: number, requestedBytes: number) {
+    super(
+      `volume ${volumeName} already exists with ${existingBytes} bytes, which is not within 5 % of the requested ` +
+        `${requestedBytes} bytes; remove it or request a matching size`,
+      { volume_name: volumeName, existing_bytes: existingBytes, requested_bytes: requestedBytes },
+    );
+  }
+}
+
+export class VolumeInUseError extends DomainError {
+  readonly code = 'volume_in_use';
+  readonly status = 409;
+  constructor(volumeName: string, holder: string) {
+    super(`volume ${volumeName} is in use (${holder}); it will not be written`, { volume_name: volumeName });
+  }
+}
+
+export class IdempotencyConflictError extends DomainError {
+  readonly code = 'idempotency_key_reused';
+  readonly status = 422;
+  constructor(key: string, jobId: string) {
+    super(
+      `Idempotency-Key ${JSON.stringify(key)} was already used for job ${jobId} with a different request body; ` +
+        'use a new key for a different request',
+      { job_id: jobId },
+    );
+  }
+}
+
+export class ShuttingDownError extends DomainError {
+  readonly code = 'shutting_down';
+  readonly status = 503;
+  constructor() {
+    super('the daemon is shutting down and accepts no new jobs; retry after it restarts');
+  }
+}
+
+/** A job stage failed in a way the operator must fix (bad image, unreachable source...). */
+export class JobFailure extends DomainError {
+  readonly status = 500;
+  constructor(
+    readonly code: string,
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(message, details);
+  }
+}
+
+export class SourceError extends JobFailure {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('source_failed', message, details);
+  }
+}
+
+export class ImageRejectedError extends JobFailure {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('image_rejected', message, details);
+  }
+}
+
+export class JobTimeoutError extends JobFailure {
+  constructor(seconds: number) {
+    super('job_timeout', `timed out after ${seconds} s of running (JOB_TIMEOUT=${seconds})`);
+  }
+}
+
+export class JobCancelledError extends JobFailure {
+  constructor() {
+    super('job_cancelled', 'cancelled by request');
+  }
+}
+
+/** A program we run (qemu-img, lvcreate...) exited non-zero or was killed. */
+export class CommandFailedError extends JobFailure {
+  constructor(command: string, reason: string, stderrTail: string) {
+    super('command_failed', `${command} ${reason}${stderrTail ? `: ${stderrTail}` : ''}`, { command });
+  }
+}
+
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** A request that does not meet the contract; details list each field's problem. */
+export class InvalidRequestError extends DomainError {
+  readonly code = 'validation_failed';
+  readonly status = 400;
+  constructor(readonly problems: FieldProblem[]) {
+    super(problems.map((p) => p.message).join('; '), { fields: problems });
+  }
+}

@@ -1,0 +1,221 @@
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+} from 'class-validator';
+
+/**
+ * Every setting of the daemon, with its default. Loaded once at boot from the environment (and
+ * an optional env file) by loadSettings(); injected everywhere else. The `env` metadata below is
+ * the single source for the variable names, their aliases and docs/configuration.md.
+ */
+export const VOLUME_BACKENDS = ['file', 'lvm', 'lvm-thin'] as const;
+export type VolumeBackendKind = (typeof VOLUME_BACKENDS)[number];
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['json', 'text'] as const;
+
+/** LVM's rules for a VG name: letters, digits and + _ . -, not starting with '-', not '.' or '..'. */
+export const LVM_NAME_PATTERN = /^(?!-)(?!\.{1,2}$)[A-Za-z0-9+_.-]{1,127}$/;
+
+export class Settings {
+  @IsString()
+  @MinLength(1)
+  host = '127.0.0.1';
+
+  @IsInt()
+  @Min(0)
+  @Max(65535)
+  port = 8080;
+
+  @IsString()
+  @MinLength(1)
+  dbPath = './var/provisioner.db';
+
+  @IsIn(VOLUME_BACKENDS)
+  volumeBackend: VolumeBackendKind = 'file';
+
+  @IsString()
+  @MinLength(1)
+  volumeDir = './var/volumes';
+
+  @IsString()
+  @Matches(LVM_NAME_PATTERN, { message: 'must be a valid LVM volume group name (letters, digits, + _ . -)' })
+  lvmVolumeGroup = 'data';
+
+  @IsString()
+  @MinLength(1)
+  cacheDir = './var/cache';
+
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  maxConcurrentJobs = 2;
+
+  /** Seconds a job may run (counted from when it starts running, not from submission). */
+  @IsInt()
+  @Min(1)
+  jobTimeout = 3600;
+
+  /** Largest volume_size_gb a request may ask for (GiB). Guards against typos like 50000000. */
+  @IsInt()
+  @Min(1)
+  maxVolumeSizeGb = 65536;
+
+  @IsIn(LOG_LEVELS)
+  logLevel: (typeof LOG_LEVELS)[number] = 'info';
+
+  @IsIn(LOG_FORMATS)
+  logFormat: (typeof LOG_FORMATS)[number] = 'json';
+
+  /** Seconds between SSE heartbeat comments. */
+  @IsInt()
+  @Min(1)
+  @Max(300)
+  sseHeartbeatSeconds = 15;
+
+  /** Seconds qemu-img may take to describe an image before the job fails. */
+  @IsInt()
+  @Min(1)
+  inspectTimeout = 60;
+
+  @IsOptional()
+  @IsString()
+  @MaxLength(2048)
+  minioEndpoint?: string;
+
+  @IsOptional()
+  @IsString()
+  minioAccessKey?: string;
+
+  @IsOptional()
+  @IsString()
+  minioSecretKey?: string;
+
+  @IsString()
+  minioRegion = 'us-east-1';
+
+  @IsBoolean()
+  minioUseSsl = true;
+}
+
+/** How one setting is read from the environment; the first name found wins. */
+export interface EnvBinding {
+  key: keyof Settings;
+  names: string[];
+  description: string;
+  allowed?: string;
+}
+
+export const ENV_BINDINGS: EnvBinding[] = [
+  {
+    key: 'host',
+    names: ['HOST'],
+    description: 'Address to listen on.',
+    allowed: 'an IP address or host name',
+  },
+  {
+    key: 'port',
+    names: ['PORT'],
+    description: 'TCP port to listen on (0 picks a free port).',
+    allowed: '0-65535',
+  },
+  {
+    key: 'dbPath',
+    names: ['DB_PATH', 'DATABASE_PATH'],
+    description: 'SQLite file holding jobs (and the cache index). Its directory is created if missing.',
+    allowed: 'a file path',
+  },
+  {
+    key: 'volumeBackend',
+    names: ['VOLUME_BACKEND'],
+    description: 'Where volumes live: `file` = VOLUME_DIR/<name>.raw (a libvirt dir pool).',
+    allowed: VOLUME_BACKENDS.join(', '),
+  },
+  {
+    key: 'volumeDir',
+    names: ['VOLUME_DIR'],
+    description: 'Directory of the `file` backend.',
+    allowed: 'a directory path',
+  },
+  {
+    key: 'lvmVolumeGroup',
+    names: ['LVM_VOLUME_GROUP'],
+    description: 'Volume group of the `lvm` and `lvm-thin` backends.',
+    allowed: 'an LVM VG name',
+  },
+  {
+    key: 'cacheDir',
+    names: ['CACHE_DIR'],
+    description: 'Directory for downloaded images (tmp/ holds partial downloads).',
+    allowed: 'a directory path',
+  },
+  {
+    key: 'maxConcurrentJobs',
+    names: ['MAX_CONCURRENT_JOBS'],
+    description: 'Jobs running at once; the rest wait in FIFO order.',
+    allowed: '1-64',
+  },
+  {
+    key: 'jobTimeout',
+    names: ['JOB_TIMEOUT'],
+    description: 'Seconds a job may run, counted from when it starts running; then it fails as timed out.',
+    allowed: 'a positive integer',
+  },
+  {
+    key: 'maxVolumeSizeGb',
+    names: ['MAX_VOLUME_SIZE_GB'],
+    description: 'Largest volume_size_gb a request may ask for (GiB).',
+    allowed: 'a positive integer',
+  },
+  { key: 'logLevel', names: ['LOG_LEVEL'], description: 'Log level.', allowed: LOG_LEVELS.join(', ') },
+  {
+    key: 'logFormat',
+    names: ['LOG_FORMAT'],
+    description: '`json` (one object per line, for journald) or `text` (pretty, for a terminal).',
+    allowed: LOG_FORMATS.join(', '),
+  },
+  {
+    key: 'sseHeartbeatSeconds',
+    names: ['SSE_HEARTBEAT_SECONDS'],
+    description: 'Seconds between heartbeat comments on an event stream.',
+    allowed: '1-300',
+  },
+  {
+    key: 'inspectTimeout',
+    names: ['INSPECT_TIMEOUT'],
+    description: 'Seconds `qemu-img info` may take on an image before the job fails.',
+    allowed: 'a positive integer',
+  },
+  {
+    key: 'minioEndpoint',
+    names: ['MINIO_ENDPOINT'],
+    description: 'S3/MinIO endpoint (host:port or URL). Reserved for the S3 image source.',
+    allowed: 'host[:port] or URL',
+  },
+  {
+    key: 'minioAccessKey',
+    names: ['MINIO_ACCESS_KEY', 'MINIO_ACCESS_KEY_ID'],
+    description: 'S3 access key. Reserved for the S3 image source.',
+    allowed: 'a string',
+  },
+  {
+    key: 'minioSecretKey',
+    names: ['MINIO_SECRET_KEY', 'MINIO_SECRET_ACCESS_KEY'],
+    description: 'S3 secret key. Reserved for the S3 image source.',
+    allowed: 'a string',
+  },
+  { key: 'minioRegion', names: ['MINIO_REGION'], description: 'S3 region.', allowed: 'a string' },
+  {
+    key: 'minioUseSsl',
+    names: ['MINIO_USE_SSL'],
+    description: 'Talk to MINIO_ENDPOINT over TLS when it has no scheme.',
+    allowed: 'true, false',
+  },
+];

@@ -1,0 +1,5 @@
+import { Module } from '@nestjs/common';
+import { QemuImg } from './qemu-img';
+
+@Module({ providers: [QemuImg], exports: [QemuImg] })
+export class ConvertModule {}

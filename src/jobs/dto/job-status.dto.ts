@@ -1,0 +1,112 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { JOB_STATUSES, STAGES, type Job } from '../job.model';
+
+export class ProgressDto {
+  @ApiProperty({ enum: STAGES, nullable: true, type: String })
+  stage!: string | null;
+
+  @ApiProperty({ description: 'Overall percentage, 0-100; never goes down', example: 42.5 })
+  percent!: number;
+
+  @ApiProperty({ description: 'Bytes done in the current stage (downloaded, or converted)' })
+  bytes_processed!: number;
+
+  @ApiProperty({
+    description: 'Bytes the current stage will process, when known',
+    nullable: true,
+    type: Number,
+  })
+  bytes_total!: number | null;
+}
+
+export class JobStatusDto {
+  @ApiProperty({ format: 'uuid' })
+  job_id!: string;
+
+  @ApiProperty({ enum: JOB_STATUSES })
+  status!: string;
+
+  @ApiProperty({ type: ProgressDto })
+  progress!: ProgressDto;
+
+  @ApiProperty({ example: 's3://images/ubuntu-24.04.qcow2' })
+  image_url!: string;
+
+  @ApiProperty()
+  volume_name!: string;
+
+  @ApiProperty()
+  volume_size_gb!: number;
+
+  @ApiProperty()
+  image_type!: string;
+
+  @ApiProperty({ nullable: true, type: String })
+  correlation_id!: string | null;
+
+  @ApiProperty({ description: 'The image came from the local cache' })
+  cache_hit!: boolean;
+
+  @ApiProperty({ nullable: true, type: String, description: 'Local file the image was written from' })
+  image_path!: string | null;
+
+  @ApiProperty({ nullable: true, type: String, description: 'sha256 of the image as downloaded' })
+  image_sha256!: string | null;
+
+  @ApiProperty({ nullable: true, type: String, description: 'Path of the target volume' })
+  volume_path!: string | null;
+
+  @ApiProperty({ description: 'The job reused a volume that existed before it' })
+  volume_reused!: boolean;
+
+  @ApiProperty({ nullable: true, type: String })
+  error!: string | null;
+
+  @ApiProperty({ nullable: true, type: String, description: 'Machine-readable reason of a failure' })
+  error_code!: string | null;
+
+  @ApiPropertyOptional({ description: 'Place in the queue (1 = next) while pending' })
+  queue_position?: number;
+
+  @ApiProperty()
+  created_at!: string;
+
+  @ApiProperty()
+  updated_at!: string;
+
+  @ApiProperty({ nullable: true, type: String })
+  started_at!: string | null;
+
+  @ApiProperty({ nullable: true, type: String })
+  finished_at!: string | null;
+
+  static from(job: Job, queuePosition?: number): JobStatusDto {
+    return {
+      job_id: job.id,
+      status: job.status,
+      progress: {
+        stage: job.stage,
+        percent: job.percent,
+        bytes_processed: job.bytesProcessed,
+        bytes_total: job.bytesTotal,
+      },
+      image_url: job.request.image_url,
+      volume_name: job.request.volume_name,
+      volume_size_gb: job.request.volume_size_gb,
+      image_type: job.request.image_type,
+      correlation_id: job.request.correlation_id ?? null,
+      cache_hit: job.cacheHit,
+      image_path: job.imagePath,
+      image_sha256: job.imageSha256,
+      volume_path: job.volumePath,
+      volume_reused: job.reusedVolume,
+      error: job.error,
+      error_code: job.errorCode,
+      ...(queuePosition === undefined ? {} : { queue_position: queuePosition }),
+      created_at: job.createdAt,
+      updated_at: job.updatedAt,
+      started_at: job.startedAt,
+      finished_at: job.finishedAt,
+    };
+  }
+}

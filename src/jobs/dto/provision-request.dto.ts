@@ -1,0 +1,89 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  registerDecorator,
+  ValidationOptions,
+} from 'class-validator';
+import { IMAGE_TYPES } from '../../convert/image-format';
+import { volumeNameProblem } from '../../lvm/volume-name';
+import { imageUrlProblem } from '../../storage/image-url';
+import type { ProvisionRequest } from '../job.model';
+
+/** Schemes the configured image sources serve. */
+export const SUPPORTED_SCHEMES = ['http', 'https'] as const;
+/** Hard upper bound for volume_size_gb in the schema; MAX_VOLUME_SIZE_GB may lower it. */
+export const VOLUME_SIZE_GB_LIMIT = 1024 * 1024;
+
+/** Builds a class-validator decorator from a pure "what is wrong with it" function. */
+function Satisfies(problem: (value: string) => string | undefined, options?: ValidationOptions) {
+  return (target: object, propertyName: string) =>
+    registerDecorator({
+      name: `satisfies_${propertyName}`,
+      target: target.constructor,
+      propertyName,
+      options,
+      validator: {
+        validate: (value: unknown) => typeof value === 'string' && problem(value) === undefined,
+        defaultMessage: (args) =>
+          typeof args?.value === 'string'
+            ? `${propertyName} ${problem(args.value)}`
+            : `${propertyName} must be a string`,
+      },
+    });
+}
+
+export class ProvisionRequestDto implements ProvisionRequest {
+  @ApiProperty({ example: 'https://images.example.com/ubuntu-24.04.qcow2', maxLength: 4096 })
+  @IsString()
+  @MaxLength(4096)
+  @Satisfies((v) => imageUrlProblem(v, SUPPORTED_SCHEMES))
+  image_url!: string;
+
+  @ApiProperty({
+    example: 'vm-web-1',
+    description: "LVM name rules: letters, digits, + _ . -; not starting with '-'; at most 127 characters",
+    maxLength: 127,
+  })
+  @IsString()
+  @Satisfies(volumeNameProblem)
+  volume_name!: string;
+
+  @ApiProperty({ example: 50, description: 'Size of the volume in GiB (2^30 bytes)', minimum: 1 })
+  @IsInt({ message: 'volume_size_gb must be a positive integer (GiB)' })
+  @Min(1, { message: 'volume_size_gb must be a positive integer (GiB)' })
+  @Max(VOLUME_SIZE_GB_LIMIT, { message: `volume_size_gb must not exceed ${VOLUME_SIZE_GB_LIMIT}` })
+  volume_size_gb!: number;
+
+  @ApiProperty({ enum: IMAGE_TYPES, example: 'qcow2', description: 'Format of the image as published' })
+  @IsIn(IMAGE_TYPES, { message: `image_type must be one of: ${IMAGE_TYPES.join(', ')}` })
+  image_type!: string;
+
+  @ApiPropertyOptional({
+    example: 'deploy-4711',
+    description: 'Your tracking id: stored, echoed and logged; never used to deduplicate',
+    maxLength: 256,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  @Matches(/^[\x20-\x7e]*$/, { message: 'correlation_id must be printable ASCII' })
+  correlation_id?: string;
+}
+
+export class ProvisionAcceptedDto {
+  @ApiProperty({ format: 'uuid' })
+  job_id!: string;
+
+  @ApiProperty({ enum: ['pending', 'running', 'completed', 'failed', 'cancelled'] })
+  status!: string;
+
+  @ApiProperty({ example: '/api/v1/status/8f9c...' })
+  status_url!: string;
+}

@@ -1,0 +1,235 @@
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { Observable, Subject, Subscription } from 'rxjs';
+import { DomainError, JobCancelledError, JobFailure, JobTimeoutError } from '../common/errors';
+import { Settings } from '../config/settings';
+import type { JobEvent } from './job-event';
+import { JobRepository } from './job.repository';
+import { ChangeKind, applyEvent } from './job-state';
+import { Job, JobStatus } from './job.model';
+import type { JobContext } from './pipeline/job-context';
+import { ProvisionPipeline } from './pipeline/provision.pipeline';
+
+export interface JobUpdate {
+  job: Job;
+  kind: ChangeKind;
+}
+
+interface RunningJob {
+  job: Job;
+  ctx: JobContext;
+  subscription?: Subscription;
+  tracked: Promise<unknown>[];
+  lastPersist: number;
+  lastPublish: number;
+  /** Set once the job is ending, with the outcome to record; later stop requests only wait. */
+  ending?: Promise<Job>;
+}
+
+/** Progress is written to SQLite at most this often per job (stage and status changes at once). */
+const PERSIST_INTERVAL_MS = 1000;
+/** Progress is pushed to watchers at most this often per job. */
+const PUBLISH_INTERVAL_MS = 200;
+
+/**
+ * Runs jobs: a FIFO queue, at most MAX_CONCURRENT_JOBS at once, each job's pipeline subscribed,
+ * its events folded into the job, persisted (throttled) and published. Ending a job (success,
+ * failure, cancel, timeout, shutdown) goes through finish(), the one place rollback runs.
+ */
+@Injectable()
+export class JobRunner implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(JobRunner.name);
+  private readonly queue: string[] = [];
+  private readonly running = new Map<string, RunningJob>();
+  private readonly updates$ = new Subject<JobUpdate>();
+  private accepting = true;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly repository: JobRepository,
+    private readonly pipeline: ProvisionPipeline,
+  ) {}
+
+  /** Every change of every job, as it happens. */
+  get updates(): Observable<JobUpdate> {
+    return this.updates$.asObservable();
+  }
+
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  get queuedCount(): number {
+    return this.queue.length;
+  }
+
+  /** 1-based place in the queue of a pending job, or undefined. */
+  queuePosition(jobId: string): number | undefined {
+    const index = this.queue.indexOf(jobId);
+    return index < 0 ? undefined : index + 1;
+  }
+
+  /** The live state of a running job (fresher than the throttled database row). */
+  live(jobId: string): Job | undefined {
+    return this.running.get(jobId)?.job;
+  }
+
+  enqueue(job: Job): void {
+    this.queue.push(job.id);
+    this.publish(job, 'status');
+    this.pump();
+  }
+
+  /** Cancels a pending or running job and resolves once its rollback is done. */
+  async cancel(jobId: string): Promise<Job | undefined> {
+    const index = this.queue.indexOf(jobId);
+    if (index >= 0) {
+      this.queue.splice(index, 1);
+      const job = this.repository.get(jobId)!;
+      const ended = this.endState(job, 'cancelled', new JobCancelledError());
+      this.repository.save(ended);
+      this.publish(ended, 'status');
+      return ended;
+    }
+    const entry = this.running.get(jobId);
+    if (!entry) return undefined;
+    return this.stop(entry, 'cancelled', new JobCancelledError());
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    this.accepting = false;
+    const stopping = [...this.running.values()].map((entry) =>
+      this.stop(entry, 'failed', new JobFailure('interrupted', 'interrupted by daemon shutdown')),
+    );
+    await Promise.allSettled(stopping);
+    this.updates$.complete();
+  }
+
+  private pump(): void {
+    while (this.accepting && this.running.size < this.settings.maxConcurrentJobs && this.queue.length > 0) {
+      const jobId = this.queue.shift()!;
+      this.start(jobId);
+    }
+  }
+
+  private start(jobId: string): void {
+    const stored = this.repository.get(jobId)!;
+    const now = new Date().toISOString();
+    const job: Job = { ...stored, status: 'running', startedAt: now, updatedAt: now };
+    const entry: RunningJob = {
+      job,
+      tracked: [],
+      lastPersist: 0,
+      lastPublish: 0,
+      ctx: {
+        id: job.id,
+        request: job.request,
+        createdVolume: false,
+        track: (settled) => entry.tracked.push(settled),
+      },
+    };
+    this.running.set(jobId, entry);
+    this.repository.save(job);
+    this.publish(job, 'status');
+    this.logger.log({ job_id: job.id, correlation_id: job.request.correlation_id, msg: 'job started' });
+
+    const timeout = setTimeout(() => {
+      void this.stop(entry, 'failed', new JobTimeoutError(this.settings.jobTimeout));
+    }, this.settings.jobTimeout * 1000);
+    timeout.unref();
+
+    entry.subscription = this.pipeline.run(entry.ctx).subscribe({
+      next: (event) => this.onEvent(entry, event),
+      error: (error) => {
+        clearTimeout(timeout);
+        void this.finish(entry, 'failed', error);
+      },
+      complete: () => {
+        clearTimeout(timeout);
+        void this.finish(entry, 'completed');
+      },
+    });
+    entry.subscription.add(() => clearTimeout(timeout));
+  }
+
+  private onEvent(entry: RunningJob, event: JobEvent): void {
+    const { job, kind } = applyEvent(entry.job, event, new Date().toISOString());
+    entry.job = job;
+    const now = Date.now();
+    if (kind !== 'progress' || now - entry.lastPersist >= PERSIST_INTERVAL_MS) {
+      this.repository.save(job);
+      entry.lastPersist = now;
+    }
+    if (kind !== 'progress' || now - entry.lastPublish >= PUBLISH_INTERVAL_MS) {
+      this.publish(job, kind);
+      entry.lastPublish = now;
+    }
+  }
+
+  /** Stops a running job from outside (cancel, timeout, shutdown): unsubscribing tears its stage down. */
+  private stop(entry: RunningJob, status: JobStatus, reason: Error): Promise<Job> {
+    if (entry.ending) return entry.ending;
+    entry.subscription?.unsubscribe();
+    return this.finish(entry, status, reason);
+  }
+
+  private finish(entry: RunningJob, status: JobStatus, reason?: unknown): Promise<Job> {
+    if (entry.ending) return entry.ending;
+    entry.ending = (async () => {
+      // Wait for killed programs and aborted transfers to be gone before touching what they used.
+      await Promise.allSettled(entry.tracked);
+      let outcome = status;
+      let error = reason;
+      let cleanedUp = true;
+      try {
+        if (status === 'completed') await this.pipeline.release(entry.ctx);
+        else await this.pipeline.rollback(entry.ctx);
+      } catch (cleanupError) {
+        outcome = 'failed';
+        cleanedUp = false;
+        error = new JobFailure(
+          'rollback_failed',
+          `${describeError(reason) ?? 'job ended'}; cleaning up failed too: ${describeError(cleanupError)}`,
+        );
+      }
+      let ended = this.endState(entry.job, outcome, error);
+      // The volume this job created is gone now; if cleanup failed the record keeps it for the next start.
+      if (outcome !== 'completed' && cleanedUp) ended = { ...ended, createdVolume: false };
+      this.repository.save(ended);
+      this.running.delete(entry.job.id);
+      this.publish(ended, 'status');
+      const level = outcome === 'completed' ? 'log' : 'warn';
+      this.logger[level]({
+        job_id: ended.id,
+        correlation_id: ended.request.correlation_id,
+        volume_name: ended.request.volume_name,
+        status: ended.status,
+        error: ended.error ?? undefined,
+        msg: `job ${ended.status}`,
+      });
+      this.pump();
+      return ended;
+    })();
+    return entry.ending;
+  }
+
+  private endState(job: Job, status: JobStatus, reason?: unknown): Job {
+    const now = new Date().toISOString();
+    const ended: Job = { ...job, status, updatedAt: now, finishedAt: now };
+    if (status === 'completed') return { ...ended, percent: 100 };
+    return {
+      ...ended,
+      errorCode: reason instanceof DomainError ? reason.code : 'internal_error',
+      error: describeError(reason) ?? status,
+    };
+  }
+
+  private publish(job: Job, kind: ChangeKind): void {
+    this.updates$.next({ job, kind });
+  }
+}
+
+export function describeError(error: unknown): string | undefined {
+  if (error === undefined) return undefined;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}

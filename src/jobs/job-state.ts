@@ -1,0 +1,43 @@
+import type { JobEvent } from './job-event';
+import { Job, overallPercent } from './job.model';
+
+export type ChangeKind = 'status' | 'stage' | 'progress' | 'fact';
+
+/**
+ * Folds one pipeline event into the job. Pure: returns the new job and what kind of change it was.
+ * The overall percent never goes down, whatever a stage reports.
+ */
+export function applyEvent(job: Job, event: JobEvent, now: string): { job: Job; kind: ChangeKind } {
+  switch (event.type) {
+    case 'stage':
+      return {
+        job: {
+          ...job,
+          stage: event.stage,
+          percent: Math.max(job.percent, overallPercent(event.stage, 0)),
+          bytesProcessed: 0,
+          bytesTotal: null,
+          updatedAt: now,
+        },
+        kind: 'stage',
+      };
+    case 'progress': {
+      const percent =
+        event.fraction === null || job.stage === null
+          ? job.percent
+          : overallPercent(job.stage, event.fraction);
+      return {
+        job: {
+          ...job,
+          percent: Math.max(job.percent, percent),
+          bytesProcessed: event.bytesProcessed,
+          bytesTotal: event.bytesTotal,
+          updatedAt: now,
+        },
+        kind: 'progress',
+      };
+    }
+    case 'fact':
+      return { job: { ...job, ...event.facts, updatedAt: now }, kind: 'fact' };
+  }
+}

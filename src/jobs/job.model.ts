@@ -1,0 +1,71 @@
+/** The job as stored and reported. Field names follow the wire contract's snake_case where they meet it. */
+export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const FINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
+
+export const STAGES = [
+  'resolve',
+  'checking_cache',
+  'downloading',
+  'inspecting',
+  'creating_volume',
+  'converting',
+  'finalizing',
+] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface ProvisionRequest {
+  image_url: string;
+  volume_name: string;
+  volume_size_gb: number;
+  image_type: string;
+  correlation_id?: string;
+}
+
+export interface Job {
+  id: string;
+  seq: number;
+  status: JobStatus;
+  stage: Stage | null;
+  percent: number;
+  bytesProcessed: number;
+  bytesTotal: number | null;
+  request: ProvisionRequest;
+  idempotencyKey: string | null;
+  requestHash: string;
+  cacheHit: boolean;
+  imagePath: string | null;
+  imageSha256: string | null;
+  volumePath: string | null;
+  /** Set (before the volume is made) when this job creates its volume; rollback removes only such volumes. */
+  createdVolume: boolean;
+  reusedVolume: boolean;
+  errorCode: string | null;
+  error: string | null;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export function isFinal(status: JobStatus): boolean {
+  return FINAL_STATUSES.includes(status);
+}
+
+/** Share of the overall percentage each stage covers; downloading and converting carry the weight. */
+const STAGE_RANGES: Record<Stage, [number, number]> = {
+  resolve: [0, 2],
+  checking_cache: [2, 3],
+  downloading: [3, 50],
+  inspecting: [50, 52],
+  creating_volume: [52, 55],
+  converting: [55, 99],
+  finalizing: [99, 100],
+};
+
+/** Overall percentage for a stage and the fraction (0..1) of it done, rounded to 0.1. */
+export function overallPercent(stage: Stage, fraction: number): number {
+  const [from, to] = STAGE_RANGES[stage];
+  const clamped = Math.min(1, Math.max(0, fraction));
+  return Math.round((from + (to - from) * clamped) * 10) / 10;
+}

@@ -1,0 +1,168 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Database } from 'better-sqlite3';
+import { DATABASE } from '../common/database';
+import { Job, JobStatus, ProvisionRequest, Stage } from './job.model';
+
+interface JobRow {
+  seq: number;
+  id: string;
+  status: JobStatus;
+  stage: Stage | null;
+  percent: number;
+  bytes_processed: number;
+  bytes_total: number | null;
+  request_json: string;
+  volume_name: string;
+  idempotency_key: string | null;
+  request_hash: string;
+  cache_hit: number;
+  image_path: string | null;
+  image_sha256: string | null;
+  volume_path: string | null;
+  created_volume: number;
+  reused_volume: number;
+  error_code: string | null;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface NewJob {
+  id: string;
+  request: ProvisionRequest;
+  idempotencyKey: string | null;
+  requestHash: string;
+}
+
+export interface JobQuery {
+  status?: JobStatus;
+  volumeName?: string;
+  limit: number;
+  offset: number;
+}
+
+/** Jobs in SQLite. Every read of a job's state goes through here, so status survives restarts. */
+@Injectable()
+export class JobRepository {
+  constructor(@Inject(DATABASE) private readonly db: Database) {}
+
+  insert(job: NewJob, now: string): Job {
+    this.db
+      .prepare(
+        `INSERT INTO jobs (id, status, percent, bytes_processed, request_json, volume_name, idempotency_key,
+           request_hash, created_at, updated_at)
+         VALUES (?, 'pending', 0, 0, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        job.id,
+        JSON.stringify(job.request),
+        job.request.volume_name,
+        job.idempotencyKey,
+        job.requestHash,
+        now,
+        now,
+      );
+    return this.get(job.id)!;
+  }
+
+  get(id: string): Job | undefined {
+    const row = this.db.prepare('SELECT * FROM jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return row && toJob(row);
+  }
+
+  activeForVolume(volumeName: string): Job | undefined {
+    const row = this.db
+      .prepare(`SELECT * FROM jobs WHERE volume_name = ? AND status IN ('pending', 'running')`)
+      .get(volumeName) as JobRow | undefined;
+    return row && toJob(row);
+  }
+
+  byIdempotencyKey(key: string, since: string): Job | undefined {
+    const row = this.db
+      .prepare('SELECT * FROM jobs WHERE idempotency_key = ? AND created_at >= ? ORDER BY seq DESC LIMIT 1')
+      .get(key, since) as JobRow | undefined;
+    return row && toJob(row);
+  }
+
+  withStatus(statuses: JobStatus[]): Job[] {
+    const marks = statuses.map(() => '?').join(', ');
+    const rows = this.db
+      .prepare(`SELECT * FROM jobs WHERE status IN (${marks}) ORDER BY seq`)
+      .all(...statuses) as JobRow[];
+    return rows.map(toJob);
+  }
+
+  list(query: JobQuery): { jobs: Job[]; total: number } {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (query.status) {
+      where.push('status = ?');
+      params.push(query.status);
+    }
+    if (query.volumeName) {
+      where.push('volume_name = ?');
+      params.push(query.volumeName);
+    }
+    const clause = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const total = (
+      this.db.prepare(`SELECT COUNT(*) AS n FROM jobs ${clause}`).get(...params) as { n: number }
+    ).n;
+    const rows = this.db
+      .prepare(`SELECT * FROM jobs ${clause} ORDER BY seq DESC LIMIT ? OFFSET ?`)
+      .all(...params, query.limit, query.offset) as JobRow[];
+    return { jobs: rows.map(toJob), total };
+  }
+
+  /** Writes the mutable part of a job. */
+  save(job: Job): void {
+    this.db
+      .prepare(
+        `UPDATE jobs SET status = @status, stage = @stage, percent = @percent, bytes_processed = @bytesProcessed,
+           bytes_total = @bytesTotal, cache_hit = @cacheHit, image_path = @imagePath, image_sha256 = @imageSha256,
+           volume_path = @volumePath, created_volume = @createdVolume, reused_volume = @reusedVolume,
+           error_code = @errorCode, error = @error, updated_at = @updatedAt, started_at = @startedAt,
+           finished_at = @finishedAt
+         WHERE id = @id`,
+      )
+      .run({
+        ...job,
+        cacheHit: job.cacheHit ? 1 : 0,
+        createdVolume: job.createdVolume ? 1 : 0,
+        reusedVolume: job.reusedVolume ? 1 : 0,
+      });
+  }
+
+  /** Runs `fn` in one SQLite transaction (submit's checks and insert must not interleave). */
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+}
+
+function toJob(row: JobRow): Job {
+  return {
+    id: row.id,
+    seq: row.seq,
+    status: row.status,
+    stage: row.stage,
+    percent: row.percent,
+    bytesProcessed: row.bytes_processed,
+    bytesTotal: row.bytes_total,
+    request: JSON.parse(row.request_json) as ProvisionRequest,
+    idempotencyKey: row.idempotency_key,
+    requestHash: row.request_hash,
+    cacheHit: row.cache_hit === 1,
+    imagePath: row.image_path,
+    imageSha256: row.image_sha256,
+    volumePath: row.volume_path,
+    createdVolume: row.created_volume === 1,
+    reusedVolume: row.reused_volume === 1,
+    errorCode: row.error_code,
+    error: row.error,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    startedAt: row.started_at,
+    finishedAt: row.finished_at,
+  };
+}

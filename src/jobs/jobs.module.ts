@@ -1,0 +1,19 @@
+import { Module } from '@nestjs/common';
+import { CacheModule } from '../cache/cache.module';
+import { ConvertModule } from '../convert/convert.module';
+import { LvmModule } from '../lvm/lvm.module';
+import { StorageModule } from '../storage/storage.module';
+import { JobEventsController } from './job-events.controller';
+import { JobRepository } from './job.repository';
+import { JobRunner } from './job-runner';
+import { JobsController } from './jobs.controller';
+import { JobsService } from './jobs.service';
+import { ProvisionPipeline } from './pipeline/provision.pipeline';
+
+@Module({
+  imports: [StorageModule, CacheModule, ConvertModule, LvmModule],
+  controllers: [JobsController, JobEventsController],
+  providers: [JobRepository, JobRunner, JobsService, ProvisionPipeline],
+  exports: [JobsService, JobRunner],
+})
+export class JobsModule {}

@@ -1,0 +1,202 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { filter, Observable } from 'rxjs';
+import { IMAGE_STORE, type ImageStore } from '../cache/image-store';
+import {
+  IdempotencyConflictError,
+  InvalidRequestError,
+  JobAlreadyFinishedError,
+  JobNotFoundError,
+  ShuttingDownError,
+  VolumeBusyError,
+  VolumeInUseError,
+  VolumeSizeMismatchError,
+} from '../common/errors';
+import { Settings } from '../config/settings';
+import { GIB, isReusableSize, VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
+import { JobQuery, JobRepository } from './job.repository';
+import { JobRunner } from './job-runner';
+import { Job, ProvisionRequest, isFinal } from './job.model';
+
+/** How long an Idempotency-Key is remembered. */
+const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+export interface JobStreamEvent {
+  event: 'state' | 'status' | 'stage' | 'progress' | 'end';
+  job: Job;
+}
+
+/** What clients can do with jobs: submit, read, list, cancel, watch. */
+@Injectable()
+export class JobsService implements OnModuleInit {
+  private readonly logger = new Logger(JobsService.name);
+  private shuttingDown = false;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly repository: JobRepository,
+    private readonly runner: JobRunner,
+    @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
+    @Inject(IMAGE_STORE) private readonly store: ImageStore,
+  ) {}
+
+  /** Ends what a crash left unfinished, before the API accepts anything. */
+  async onModuleInit(): Promise<void> {
+    const swept = await this.store.sweep();
+    if (swept > 0)
+      this.logger.warn({ files: swept, msg: 'removed partial downloads left by an earlier run' });
+    for (const job of this.repository.withStatus(['running', 'pending'])) {
+      if (job.createdVolume) {
+        await this.volumes.remove(job.request.volume_name);
+        this.logger.warn({
+          job_id: job.id,
+          volume_name: job.request.volume_name,
+          msg: 'removed volume of interrupted job',
+        });
+      }
+      const now = new Date().toISOString();
+      this.repository.save({
+        ...job,
+        status: 'failed',
+        errorCode: 'interrupted',
+        error: 'interrupted by daemon restart',
+        createdVolume: false,
+        updatedAt: now,
+        finishedAt: now,
+      });
+      this.logger.warn({
+        job_id: job.id,
+        correlation_id: job.request.correlation_id,
+        msg: 'job interrupted by daemon restart',
+      });
+    }
+  }
+
+  beginShutdown(): void {
+    this.shuttingDown = true;
+  }
+
+  /**
+   * Accepts a provision request. With an Idempotency-Key seen in the last 24 h and the same body,
+   * returns that job instead (`replayed`); the same key with another body is refused.
+   */
+  async submit(request: ProvisionRequest, idempotencyKey?: string): Promise<{ job: Job; replayed: boolean }> {
+    if (this.shuttingDown) throw new ShuttingDownError();
+    if (request.volume_size_gb > this.settings.maxVolumeSizeGb) {
+      throw new InvalidRequestError([
+        {
+          field: 'volume_size_gb',
+          message: `volume_size_gb must not exceed ${this.settings.maxVolumeSizeGb} (MAX_VOLUME_SIZE_GB on this host)`,
+        },
+      ]);
+    }
+    const requestHash = hashRequest(request);
+    const replay = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
+    if (replay) return { job: replay, replayed: true };
+
+    await this.checkExistingVolume(request);
+
+    // Synchronous from here: no other request can slip between these checks and the insert.
+    const outcome = this.repository.transaction(() => {
+      const again = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
+      if (again) return { job: again, replayed: true };
+      const active = this.repository.activeForVolume(request.volume_name);
+      if (active) throw new VolumeBusyError(request.volume_name, active.id);
+      const job = this.repository.insert(
+        { id: randomUUID(), request, idempotencyKey: idempotencyKey ?? null, requestHash },
+        new Date().toISOString(),
+      );
+      return { job, replayed: false };
+    });
+    if (!outcome.replayed) {
+      this.logger.log({
+        job_id: outcome.job.id,
+        correlation_id: request.correlation_id,
+        volume_name: request.volume_name,
+        image_url: request.image_url,
+        msg: 'job accepted',
+      });
+      this.runner.enqueue(outcome.job);
+    }
+    return outcome;
+  }
+
+  get(jobId: string): Job {
+    const job = this.runner.live(jobId) ?? this.repository.get(jobId);
+    if (!job) throw new JobNotFoundError(jobId);
+    return job;
+  }
+
+  queuePosition(jobId: string): number | undefined {
+    return this.runner.queuePosition(jobId);
+  }
+
+  list(query: JobQuery): { jobs: Job[]; total: number } {
+    const { jobs, total } = this.repository.list(query);
+    return { jobs: jobs.map((job) => this.runner.live(job.id) ?? job), total };
+  }
+
+  async cancel(jobId: string): Promise<Job> {
+    const job = this.get(jobId);
+    if (isFinal(job.status)) throw new JobAlreadyFinishedError(jobId, job.status);
+    const cancelled = await this.runner.cancel(jobId);
+    // The job finished on its own between the read and the cancel.
+    if (!cancelled) throw new JobAlreadyFinishedError(jobId, this.get(jobId).status);
+    return cancelled;
+  }
+
+  /**
+   * The job's current state at once, then every change, ending with the final state. Throws
+   * JobNotFoundError at call time, so the caller can answer 404 before streaming.
+   */
+  watch(jobId: string): Observable<JobStreamEvent> {
+    this.get(jobId);
+    return new Observable<JobStreamEvent>((subscriber) => {
+      // Read and subscribe in the same tick: no update can fall between them.
+      const current = this.get(jobId);
+      subscriber.next({ event: 'state', job: current });
+      if (isFinal(current.status)) {
+        subscriber.next({ event: 'end', job: current });
+        subscriber.complete();
+        return;
+      }
+      return this.runner.updates.pipe(filter((update) => update.job.id === jobId)).subscribe((update) => {
+        if (isFinal(update.job.status)) {
+          subscriber.next({ event: 'end', job: update.job });
+          subscriber.complete();
+        } else {
+          subscriber.next({ event: update.kind === 'fact' ? 'progress' : update.kind, job: update.job });
+        }
+      });
+    });
+  }
+
+  private replayed(key: string, requestHash: string): Job | undefined {
+    const since = new Date(Date.now() - IDEMPOTENCY_WINDOW_MS).toISOString();
+    const previous = this.repository.byIdempotencyKey(key, since);
+    if (!previous) return undefined;
+    if (previous.requestHash !== requestHash) throw new IdempotencyConflictError(key, previous.id);
+    return previous;
+  }
+
+  /** Refuses at submit what the volume stage would refuse later: wrong size, or held open. */
+  private async checkExistingVolume(request: ProvisionRequest): Promise<void> {
+    const existing = await this.volumes.find(request.volume_name);
+    if (!existing) return;
+    if (existing.inUseBy) throw new VolumeInUseError(request.volume_name, existing.inUseBy);
+    const requested = request.volume_size_gb * GIB;
+    if (!isReusableSize(existing.sizeBytes, requested)) {
+      throw new VolumeSizeMismatchError(request.volume_name, existing.sizeBytes, requested);
+    }
+  }
+}
+
+/** Stable hash of a request body: same fields and values → same hash, whatever the key order. */
+export function hashRequest(request: ProvisionRequest): string {
+  const canonical = JSON.stringify(
+    Object.keys(request)
+      .sort()
+      .map((key) => [key, request[key as keyof ProvisionRequest]]),
+  );
+  return createHash('sha256').update(canonical).digest('hex');
+}

@@ -1,0 +1,29 @@
+import { concat, defer, map, of, type Observable } from 'rxjs';
+import type { QemuImg } from '../../convert/qemu-img';
+import type { JobEvent } from '../job-event';
+import type { JobContext } from './job-context';
+
+/** converting: qemu-img writes the image as raw data into the volume; its -p output is the progress. */
+export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobEvent> {
+  return concat(
+    of<JobEvent>({ type: 'stage', stage: 'converting' }),
+    defer(() => {
+      const virtualSize = ctx.info!.virtualSize;
+      return qemuImg
+        .convert(ctx.image!.path, ctx.volume!.path, {
+          sourceFormat: ctx.request.image_type,
+          targetCache: ctx.volume!.cacheMode,
+          targetIsZero: ctx.volume!.readsAsZeros,
+          track: (exited) => ctx.track(exited),
+        })
+        .pipe(
+          map((percent): JobEvent => ({
+            type: 'progress',
+            bytesProcessed: Math.round((virtualSize * percent) / 100),
+            bytesTotal: virtualSize,
+            fraction: percent / 100,
+          })),
+        );
+    }),
+  );
+}

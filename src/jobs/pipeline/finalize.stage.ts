@@ -1,0 +1,16 @@
+import type { VolumeBackend } from '../../lvm/volume-backend';
+import { asyncStage, JobContext } from './job-context';
+
+/** finalizing: nothing of a reused volume's old content may survive beyond the image. */
+export function finalizeStage(ctx: JobContext, volumes: VolumeBackend) {
+  return asyncStage(ctx, async (emit) => {
+    emit({ type: 'stage', stage: 'finalizing' });
+    await volumes.clearTail(ctx.volume!, ctx.info!.virtualSize);
+    emit({
+      type: 'progress',
+      bytesProcessed: ctx.info!.virtualSize,
+      bytesTotal: ctx.info!.virtualSize,
+      fraction: 1,
+    });
+  });
+}

@@ -1,0 +1,67 @@
+import { constants } from 'node:fs';
+import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Injectable } from '@nestjs/common';
+import { Settings } from '../config/settings';
+import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
+
+/** Volumes as sparse raw files VOLUME_DIR/<name>.raw — exactly what a libvirt `dir` pool holds. */
+@Injectable()
+export class FileBackend implements VolumeBackend {
+  readonly kind = 'file';
+  private readonly dir: string;
+
+  constructor(settings: Settings) {
+    this.dir = resolve(settings.volumeDir);
+  }
+
+  pathFor(name: string): string {
+    return join(this.dir, `${name}.raw`);
+  }
+
+  async find(name: string): Promise<ExistingVolume | undefined> {
+    const path = this.pathFor(name);
+    try {
+      const info = await stat(path);
+      return { name, path, sizeBytes: info.size };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async create(name: string, sizeBytes: number): Promise<WritableVolume> {
+    await mkdir(this.dir, { recursive: true });
+    const path = this.pathFor(name);
+    // O_EXCL: never take over a file that appeared after the job looked.
+    const handle = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
+    try {
+      await handle.truncate(sizeBytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    return { name, path, sizeBytes, readsAsZeros: true, cacheMode: 'writeback' };
+  }
+
+  async reuse(volume: ExistingVolume): Promise<WritableVolume> {
+    return { ...volume, readsAsZeros: false, cacheMode: 'writeback' };
+  }
+
+  async clearTail(volume: WritableVolume, imageBytes: number): Promise<void> {
+    if (volume.readsAsZeros || imageBytes >= volume.sizeBytes) return;
+    // Cutting the file back and growing it again deallocates the old tail: it reads as zeros, sparse.
+    await truncate(volume.path, imageBytes);
+    await truncate(volume.path, volume.sizeBytes);
+    const handle = await open(volume.path, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    await rm(this.pathFor(name), { force: true });
+  }
+}
