@@ -21,7 +21,9 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     env: { LC_ALL: 'C' },
     maxBuffer: 16 * 1024 * 1024,
   } satisfies Options;
-  return execa(file, args, execaOptions);
+  // setpriv --pdeathsig: the kernel kills the program if the daemon dies (kill -9, OOM), so no
+  // qemu-img goes on writing into a volume that the restarted daemon is about to remove.
+  return execa('setpriv', ['--pdeathsig', 'KILL', '--', file, ...args], execaOptions);
 }
 
 export type RunningCommand = ResultPromise<{ stdin: 'ignore' }>;

@@ -56,9 +56,10 @@ export class ProvisionRequestDto implements ProvisionRequest {
   volume_name!: string;
 
   @ApiProperty({ example: 50, description: 'Size of the volume in GiB (2^30 bytes)', minimum: 1 })
-  @IsInt({ message: 'volume_size_gb must be a positive integer (GiB)' })
-  @Min(1, { message: 'volume_size_gb must be a positive integer (GiB)' })
+  // Decorators run bottom-up: the type check first, so "10" is reported as not an integer.
   @Max(VOLUME_SIZE_GB_LIMIT, { message: `volume_size_gb must not exceed ${VOLUME_SIZE_GB_LIMIT}` })
+  @Min(1, { message: 'volume_size_gb must be a positive integer (GiB)' })
+  @IsInt({ message: 'volume_size_gb must be a positive integer (GiB)' })
   volume_size_gb!: number;
 
   @ApiProperty({ enum: IMAGE_TYPES, example: 'qcow2', description: 'Format of the image as published' })

@@ -1,0 +1,253 @@
+import assert from 'node:assert/strict';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Daemon } from '../harness/daemon';
+import { ImageServer } from '../harness/image-server';
+import { processesMentioning } from '../harness/processes';
+import { readSse } from '../harness/sse';
+import { waitFor } from '../harness/wait';
+import { makeWorkdir } from '../harness/workdir';
+import { slowQcow2, smallQcow2 } from '../fixtures/images';
+
+const GIB = 1024 ** 3;
+
+describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
+  const work = makeWorkdir('lifecycle');
+  const images = join(work.dir, 'www');
+  const volumes = join(work.dir, 'var/volumes');
+  const tmp = join(work.dir, 'var/cache/tmp');
+  let server: ImageServer;
+  let daemon: Daemon;
+
+  before(async () => {
+    mkdirSync(images);
+    copyFileSync(smallQcow2(), join(images, 'small.qcow2'));
+    copyFileSync(slowQcow2(), join(images, 'slow.qcow2'));
+    server = await new ImageServer(images).start();
+    daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '2' } }).start();
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await server?.stop();
+    work.cleanup();
+  });
+
+  /** Resolves when the job's event stream reports `stage`. */
+  function reachStage(jobId: string, stage: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stream = readSse(`${daemon.url}/api/v1/jobs/${jobId}/events`, (event) => {
+        if (event.data.progress.stage === stage) {
+          stream.close();
+          resolve();
+        }
+      });
+      stream.done.then(
+        () => reject(new Error(`job ${jobId} ended before reaching ${stage}`)),
+        () => undefined,
+      );
+    });
+  }
+
+  it('runs at most MAX_CONCURRENT_JOBS=2 of five jobs at once, starting them in submission order', async () => {
+    server.bytesPerSecond = 12 * 1024 * 1024; // each download takes most of a second
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { status, body } = await daemon.provision({
+          image_url: `${server.url}/small.qcow2`,
+          volume_name: `vm-q${i}`,
+          volume_size_gb: 1,
+          image_type: 'qcow2',
+        });
+        assert.equal(status, 202);
+        ids.push(body.job_id);
+      }
+      const third = await daemon.status(ids[2]);
+      assert.equal(third.body.status, 'pending');
+      assert.equal(third.body.queue_position, 1);
+      assert.equal((await daemon.status(ids[4])).body.queue_position, 3);
+
+      const samples: number[] = [];
+      const finals = await waitFor('all five jobs to finish', async () => {
+        samples.push((await daemon.request('GET', '/health')).body.active_jobs);
+        const all = await Promise.all(ids.map((id) => daemon.status(id)));
+        const bodies = all.map((r) => r.body);
+        return bodies.every((b) => ['completed', 'failed', 'cancelled'].includes(b.status))
+          ? bodies
+          : undefined;
+      });
+      assert.ok(
+        finals.every((f) => f.status === 'completed'),
+        JSON.stringify(finals.map((f) => f.error)),
+      );
+      assert.ok(Math.max(...samples) <= 2, `active_jobs reached ${Math.max(...samples)}`);
+      assert.ok(samples.includes(2), 'two jobs should have run together');
+
+      const starts = finals.map((f) => f.started_at);
+      assert.deepEqual(starts, [...starts].sort(), 'jobs did not start in submission order');
+      for (const f of finals) {
+        const running = finals.filter(
+          (o) => o.started_at <= f.started_at && o.finished_at > f.started_at,
+        ).length;
+        assert.ok(running <= 2, `${running} jobs were running when ${f.job_id} started`);
+      }
+    } finally {
+      server.bytesPerSecond = 0;
+    }
+  });
+
+  it('cancels during converting: qemu-img is gone, the created volume is removed, status cancelled', async () => {
+    const { body } = await daemon.provision({
+      image_url: `${server.url}/slow.qcow2`,
+      volume_name: 'vm-cancel-new',
+      volume_size_gb: 2,
+      image_type: 'qcow2',
+    });
+    await reachStage(body.job_id, 'converting');
+    const volume = join(volumes, 'vm-cancel-new.raw');
+    assert.ok(existsSync(volume));
+    assert.ok(processesMentioning(volume).length > 0, 'qemu-img should be running');
+
+    const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
+    assert.equal(cancelled.status, 200);
+    assert.equal(cancelled.body.status, 'cancelled');
+    assert.deepEqual(processesMentioning(volume), []);
+    assert.ok(!existsSync(volume), 'the volume the job created must be removed');
+    assert.deepEqual(readdirSync(tmp), []);
+    const final = (await daemon.status(body.job_id)).body;
+    assert.equal(final.status, 'cancelled');
+    assert.equal(final.error, 'cancelled by request');
+  });
+
+  it('cancels a job writing into a volume that existed before it, and leaves that volume in place', async () => {
+    mkdirSync(volumes, { recursive: true });
+    const volume = join(volumes, 'vm-precious.raw');
+    writeFileSync(volume, 'pre-existing data');
+    truncateSync(volume, 2 * GIB);
+    const { body } = await daemon.provision({
+      image_url: `${server.url}/slow.qcow2`,
+      volume_name: 'vm-precious',
+      volume_size_gb: 2,
+      image_type: 'qcow2',
+    });
+    await reachStage(body.job_id, 'converting');
+    const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
+    assert.equal(cancelled.body.status, 'cancelled');
+    assert.deepEqual(processesMentioning(volume), []);
+    assert.ok(existsSync(volume), 'a volume the job did not create must never be removed');
+    assert.equal(statSync(volume).size, 2 * GIB);
+  });
+
+  it('cancels during downloading and removes the partial download', async () => {
+    server.bytesPerSecond = 1024 * 1024;
+    try {
+      const { body } = await daemon.provision({
+        image_url: `${server.url}/small.qcow2`,
+        volume_name: 'vm-cancel-dl',
+        volume_size_gb: 1,
+        image_type: 'qcow2',
+      });
+      await reachStage(body.job_id, 'downloading');
+      await waitFor(
+        'some bytes on disk',
+        () => readdirSync(tmp).length > 0 && statSync(join(tmp, readdirSync(tmp)[0])).size > 0,
+      );
+      const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
+      assert.equal(cancelled.body.status, 'cancelled');
+      assert.deepEqual(readdirSync(tmp), []);
+      assert.ok(!existsSync(join(volumes, 'vm-cancel-dl.raw')));
+    } finally {
+      server.bytesPerSecond = 0;
+    }
+  });
+
+  it('cancels a pending job: it never starts', async () => {
+    server.bytesPerSecond = 2 * 1024 * 1024;
+    try {
+      const ids: string[] = [];
+      for (const name of ['vm-p1', 'vm-p2', 'vm-p3']) {
+        ids.push(
+          (
+            await daemon.provision({
+              image_url: `${server.url}/small.qcow2`,
+              volume_name: name,
+              volume_size_gb: 1,
+              image_type: 'qcow2',
+            })
+          ).body.job_id,
+        );
+      }
+      assert.equal((await daemon.status(ids[2])).body.status, 'pending');
+      const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${ids[2]}`);
+      assert.equal(cancelled.status, 200);
+      assert.equal(cancelled.body.status, 'cancelled');
+      assert.equal(cancelled.body.started_at, null);
+      await Promise.all(ids.slice(0, 2).map((id) => daemon.request('DELETE', `/api/v1/cancel/${id}`)));
+      assert.ok(!existsSync(join(volumes, 'vm-p3.raw')));
+    } finally {
+      server.bytesPerSecond = 0;
+    }
+  });
+});
+
+describe('JOB_TIMEOUT counts from when a job starts running', () => {
+  const work = makeWorkdir('timeout');
+  const images = join(work.dir, 'www');
+  let server: ImageServer;
+  let daemon: Daemon;
+
+  before(async () => {
+    mkdirSync(images);
+    copyFileSync(smallQcow2(), join(images, 'small.qcow2'));
+    server = await new ImageServer(images).start();
+    daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '1', JOB_TIMEOUT: '5' } }).start();
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await server?.stop();
+    work.cleanup();
+  });
+
+  it('lets a job that waited in the queue run its full time, and fails one that runs too long', async () => {
+    const size = statSync(join(images, 'small.qcow2')).size;
+    server.bytesPerSecond = size / 2.5; // each download takes about 2.5 s
+    const submit = (name: string) =>
+      daemon.provision({
+        image_url: `${server.url}/small.qcow2`,
+        volume_name: name,
+        volume_size_gb: 1,
+        image_type: 'qcow2',
+      });
+    const first = (await submit('vm-t1')).body.job_id;
+    const second = (await submit('vm-t2')).body.job_id;
+    const a = await daemon.waitFinal(first);
+    const b = await daemon.waitFinal(second);
+    assert.equal(a.status, 'completed', a.error);
+    // More than JOB_TIMEOUT since submission, less since it started: it must complete.
+    assert.ok(
+      Date.parse(b.finished_at) - Date.parse(b.created_at) > 5000,
+      'the queued job should have waited',
+    );
+    assert.equal(b.status, 'completed', b.error);
+
+    server.bytesPerSecond = size / 12;
+    const slow = (await submit('vm-t3')).body.job_id;
+    const c = await daemon.waitFinal(slow, 30_000);
+    assert.equal(c.status, 'failed');
+    assert.equal(c.error_code, 'job_timeout');
+    assert.match(c.error, /timed out after 5 s/);
+    assert.ok(!existsSync(join(work.dir, 'var/volumes/vm-t3.raw')));
+    server.bytesPerSecond = 0;
+  });
+});

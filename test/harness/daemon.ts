@@ -1,0 +1,162 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { waitFor } from './wait';
+
+const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
+
+export interface DaemonOptions {
+  /** Working directory: the daemon's embedded defaults put var/ here. */
+  dir: string;
+  env?: Record<string, string>;
+}
+
+export interface JsonResponse<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+}
+
+/**
+ * The real daemon (dist/src/main.js) as a child process on 127.0.0.1 with a free port.
+ * Its JSON log lines are kept in `logs` for assertions.
+ */
+export class Daemon {
+  readonly logs: string[] = [];
+  private child?: ChildProcess;
+  private exited?: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  port = 0;
+
+  constructor(private readonly options: DaemonOptions) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get pid(): number {
+    return this.child!.pid!;
+  }
+
+  async start(): Promise<this> {
+    const child = spawn(process.execPath, [MAIN], {
+      cwd: this.options.dir,
+      env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'debug', ...this.options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    this.exited = once(child, 'exit').then(([code, signal]) => ({ code, signal }));
+    let buffer = '';
+    const collect = (chunk: Buffer) => {
+      buffer += chunk.toString();
+      let newline: number;
+      while ((newline = buffer.indexOf('\n')) >= 0) {
+        this.logs.push(buffer.slice(0, newline));
+        buffer = buffer.slice(newline + 1);
+      }
+    };
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    let gone = false;
+    void this.exited.then(() => (gone = true));
+    this.port = await waitFor(
+      'the daemon to listen',
+      () => {
+        if (gone) throw new Error(`daemon exited during start:\n${this.logs.join('\n')}`);
+        for (const line of this.logs) {
+          const match = /listening on http:\/\/[^:]+:(\d+)/.exec(line);
+          if (match) return Number(match[1]);
+        }
+        return undefined;
+      },
+      30_000,
+    );
+    return this;
+  }
+
+  /** Runs the daemon until it exits by itself; for configurations it must refuse. */
+  static async runToExit(
+    options: DaemonOptions,
+    timeoutMs = 20_000,
+  ): Promise<{ code: number | null; output: string }> {
+    const child = spawn(process.execPath, [MAIN], {
+      cwd: options.dir,
+      env: { PATH: process.env.PATH, PORT: '0', ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (c) => (output += c));
+    child.stderr.on('data', (c) => (output += c));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const [code] = await once(child, 'exit');
+    clearTimeout(timer);
+    return { code, output };
+  }
+
+  /** SIGTERM and wait for exit. */
+  async stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (!this.child || this.child.exitCode !== null || this.child.signalCode !== null) return this.exited!;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child?.kill('SIGKILL'), 20_000);
+    const result = await this.exited!;
+    clearTimeout(timer);
+    return result;
+  }
+
+  /** kill -9: no shutdown hook runs, as in a crash or power cut. */
+  async kill9(): Promise<void> {
+    this.child?.kill('SIGKILL');
+    await this.exited;
+  }
+
+  async request<T = any>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
+    const response = await fetch(this.url + path, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: keep the text
+    }
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: parsed as T,
+    } satisfies JsonResponse<T>;
+  }
+
+  provision(body: Record<string, unknown>, headers: Record<string, string> = {}) {
+    return this.request('POST', '/api/v1/provision', body, headers);
+  }
+
+  status(jobId: string) {
+    return this.request('GET', `/api/v1/status/${jobId}`);
+  }
+
+  /** Waits until the job is completed, failed or cancelled, and returns its status body. */
+  async waitFinal(jobId: string, timeoutMs = 60_000): Promise<any> {
+    return waitFor(
+      `job ${jobId} to finish`,
+      async () => {
+        const { body } = await this.status(jobId);
+        return ['completed', 'failed', 'cancelled'].includes(body.status) ? body : undefined;
+      },
+      timeoutMs,
+      100,
+    );
+  }
+
+  /** Parsed JSON log lines. */
+  jsonLogs(): Record<string, unknown>[] {
+    return this.logs.flatMap((line) => {
+      try {
+        return [JSON.parse(line)];
+      } catch {
+        return [];
+      }
+    });
+  }
+}

@@ -1,0 +1,97 @@
+import { createReadStream, statSync } from 'node:fs';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { join, normalize } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export interface ServedRequest {
+  method: string;
+  path: string;
+  range?: string;
+}
+
+/**
+ * A real HTTP server on 127.0.0.1 serving files from a directory, with HEAD, ETag and Range like
+ * a web server or object store. `bytesPerSecond` makes it slow, as a far-away server is.
+ */
+export class ImageServer {
+  readonly requests: ServedRequest[] = [];
+  bytesPerSecond = 0;
+  private server?: Server;
+
+  constructor(private readonly root: string) {}
+
+  get url(): string {
+    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+  }
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+  }
+
+  countOf(method: string, path: string): number {
+    return this.requests.filter((r) => r.method === method && r.path === path).length;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
+    this.requests.push({ method: req.method!, path, range: req.headers.range });
+    const file = join(this.root, normalize(path).replace(/^(\.\.[/\\])+/, ''));
+    let size: number;
+    let mtime: Date;
+    try {
+      const info = statSync(file);
+      if (!info.isFile()) throw new Error('not a file');
+      size = info.size;
+      mtime = info.mtime;
+    } catch {
+      res.writeHead(404).end('not found');
+      return;
+    }
+    const etag = `"${size.toString(16)}-${mtime.getTime().toString(16)}"`;
+    let start = 0;
+    let end = size - 1;
+    let status = 200;
+    const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
+    if (range && (!req.headers['if-range'] || req.headers['if-range'] === etag)) {
+      start = Number(range[1]);
+      end = range[2] ? Number(range[2]) : size - 1;
+      status = 206;
+    }
+    res.writeHead(status, {
+      'content-length': String(end - start + 1),
+      'content-type': 'application/octet-stream',
+      etag,
+      'last-modified': mtime.toUTCString(),
+      'accept-ranges': 'bytes',
+      ...(status === 206 ? { 'content-range': `bytes ${start}-${end}/${size}` } : {}),
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    const body = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
+    try {
+      if (this.bytesPerSecond > 0) await pipeline(body, throttle(this.bytesPerSecond), res);
+      else await pipeline(body, res);
+    } catch {
+      // client went away
+    }
+  }
+}
+
+function throttle(bytesPerSecond: number): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      setTimeout(() => done(null, chunk), (chunk.length / bytesPerSecond) * 1000);
+    },
+  });
+}
