@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Debian packages the daemon and its tests need. Run as root; safe to run again.
+#   qemu-utils     qemu-img / qemu-io: the converter, and the tests' image builder
+#   chromium       the headless browser that opens Swagger UI in the tests
+#   util-linux     setpriv (children die with the daemon), losetup
+set -euo pipefail
+packages=(qemu-utils chromium util-linux curl ca-certificates)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "--- apt-get install ${missing[*]}"
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "--- system packages already installed: ${packages[*]}"
+fi
