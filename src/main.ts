@@ -3,12 +3,13 @@ import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { AddressInfo } from 'node:net';
+import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
-import { AllExceptionsFilter } from './common/all-exceptions.filter';
+import { AllExceptionsFilter, toErrorBody } from './common/all-exceptions.filter';
 import { validationPipe } from './common/validation';
 import { ConfigError, loadSettings } from './config/load-settings';
 import { Settings } from './config/settings';
@@ -29,17 +30,28 @@ async function bootstrap(settings: Settings): Promise<void> {
   const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, genReqId: requestId, logger: false });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forSettings(settings), adapter, {
     bufferLogs: true,
+    // Let start-up errors reach the one-line message below instead of Nest's own exit.
+    abortOnError: false,
   });
   const logger = app.get(Logger);
   app.useLogger(logger);
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new AllExceptionsFilter());
-  app
-    .getHttpAdapter()
-    .getInstance()
-    .addHook('onSend', async (request, reply) => {
-      reply.header('x-request-id', request.id);
-    });
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  // The API speaks JSON only; a form-encoded or text body is refused (415), not half-understood.
+  fastify.addHook('onRequest', async (request, reply) => {
+    const type = request.headers['content-type'];
+    if (type !== undefined && !/^application\/json\s*(;|$)/i.test(type)) {
+      const body = toErrorBody(
+        new UnsupportedMediaTypeException('send the body as application/json'),
+        request.id,
+      );
+      await reply.code(415).header('x-request-id', request.id).send(body.body);
+    }
+  });
 
   const document = SwaggerModule.createDocument(
     app,

@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { StorageModule } from '../storage/storage.module';
-import { DownloadStore } from './download.store';
+import { CacheRepository } from './cache.repository';
+import { ImageCache } from './image-cache.service';
 import { IMAGE_STORE } from './image-store';
 
 @Module({
   imports: [StorageModule],
-  providers: [DownloadStore, { provide: IMAGE_STORE, useExisting: DownloadStore }],
-  exports: [IMAGE_STORE],
+  providers: [CacheRepository, ImageCache, { provide: IMAGE_STORE, useExisting: ImageCache }],
+  exports: [IMAGE_STORE, ImageCache],
 })
 export class CacheModule {}

@@ -2,6 +2,17 @@ import type { Observable } from 'rxjs';
 import type { JobScope } from '../common/job-scope';
 import type { ImageRef } from '../storage/image-source';
 
+/** The sha256 an image must have, and who said so (for the error message). */
+export interface ExpectedChecksum {
+  sha256: string;
+  origin: string;
+}
+
+export interface ImageRequest {
+  ref: ImageRef;
+  expected?: ExpectedChecksum;
+}
+
 /** An image on local disk, ready for qemu-img. */
 export interface LocalImage {
   path: string;
@@ -18,13 +29,12 @@ export type FetchEvent =
   | { kind: 'ready'; image: LocalImage };
 
 /**
- * The Storage/Cache seam the pipeline depends on: turn an ImageRef into a local file, emitting
- * progress on the way. Unsubscribing aborts the transfer and removes partial files.
+ * The Storage/Cache seam the pipeline depends on: turn an image request into a verified local
+ * file, emitting progress on the way. Unsubscribing stops this job's interest; a transfer no job
+ * needs any more is aborted and its partial file removed.
  */
 export interface ImageStore {
-  obtain(ref: ImageRef, job: JobScope): Observable<FetchEvent>;
-  /** Removes partial files a crash left behind; called once at start. */
-  sweep(): Promise<number>;
+  obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent>;
 }
 
 export const IMAGE_STORE = Symbol('ImageStore');

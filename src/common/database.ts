@@ -14,16 +14,19 @@ const MIGRATIONS: string[] = [
      id TEXT NOT NULL UNIQUE,
      status TEXT NOT NULL,
      stage TEXT,
+     stage_started_at TEXT,
      percent REAL NOT NULL DEFAULT 0,
      bytes_processed INTEGER NOT NULL DEFAULT 0,
      bytes_total INTEGER,
+     kind TEXT NOT NULL DEFAULT 'provision',
      request_json TEXT NOT NULL,
-     volume_name TEXT NOT NULL,
+     volume_name TEXT,
      idempotency_key TEXT,
      request_hash TEXT NOT NULL,
      cache_hit INTEGER NOT NULL DEFAULT 0,
      image_path TEXT,
      image_sha256 TEXT,
+     checksum_verified INTEGER NOT NULL DEFAULT 0,
      volume_path TEXT,
      created_volume INTEGER NOT NULL DEFAULT 0,
      reused_volume INTEGER NOT NULL DEFAULT 0,
@@ -39,6 +42,25 @@ const MIGRATIONS: string[] = [
    CREATE INDEX jobs_idempotency ON jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
    -- At most one unfinished job per volume, whatever the code above does.
    CREATE UNIQUE INDEX jobs_one_active_per_volume ON jobs (volume_name) WHERE status IN ('pending', 'running');`,
+  `CREATE TABLE cache_entries (
+     sha256 TEXT PRIMARY KEY,
+     size INTEGER NOT NULL,
+     format TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     last_used_at TEXT NOT NULL,
+     use_count INTEGER NOT NULL DEFAULT 0
+   );
+   -- The URLs (and object versions) an entry was downloaded from: a request whose source is
+   -- unchanged (same URL, etag and size) is served from the cache even without a checksum.
+   CREATE TABLE cache_sources (
+     url TEXT NOT NULL,
+     etag TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     sha256 TEXT NOT NULL REFERENCES cache_entries (sha256) ON DELETE CASCADE,
+     added_at TEXT NOT NULL,
+     PRIMARY KEY (url, etag, size)
+   );
+   CREATE INDEX cache_sources_sha256 ON cache_sources (sha256);`,
 ];
 
 export function openDatabase(path: string): Database.Database {
@@ -49,6 +71,7 @@ export function openDatabase(path: string): Database.Database {
   // FULL: a job transition that was reported is on disk even after a power cut.
   db.pragma('synchronous = FULL');
   db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
   migrate(db);
   return db;
 }

@@ -96,9 +96,35 @@ export class JobFailure extends DomainError {
   }
 }
 
+/**
+ * Fetching an image failed. `retryable` marks transient failures (network errors, 5xx,
+ * throttling); access refused, not found or a changed object are final.
+ */
 export class SourceError extends JobFailure {
-  constructor(message: string, details?: Record<string, unknown>) {
+  constructor(
+    message: string,
+    details?: Record<string, unknown>,
+    readonly retryable = false,
+  ) {
     super('source_failed', message, details);
+  }
+}
+
+/** The downloaded bytes do not hash to the expected sha256. */
+export class ChecksumMismatchError extends JobFailure {
+  constructor(url: string, expected: string, actual: string, origin: string) {
+    super(
+      'checksum_mismatch',
+      `sha256 of ${url} is ${actual}, but ${origin} expects ${expected}; the download was discarded`,
+      { expected_sha256: expected, actual_sha256: actual },
+    );
+  }
+}
+
+/** No expected checksum while REQUIRE_CHECKSUM is on, or a sidecar that cannot be read. */
+export class ChecksumUnavailableError extends JobFailure {
+  constructor(message: string) {
+    super('checksum_unavailable', message);
   }
 }
 

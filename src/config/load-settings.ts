@@ -21,21 +21,31 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
  * (KEY=value lines); variables set in the real environment win over the file.
  */
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
-  const merged: Record<string, string | undefined> = { ...readConfigFile(env.CONFIG_FILE), ...env };
+  const file = readConfigFile(env.CONFIG_FILE);
+  const defaults = new Settings();
   const raw: Record<string, unknown> = {};
   const source: Partial<Record<keyof Settings, { name: string; value: string }>> = {};
+  const problems: string[] = [];
   for (const binding of ENV_BINDINGS) {
-    const name = binding.names.find((n) => merged[n] !== undefined && merged[n] !== '');
-    if (!name) continue;
-    const value = merged[name] as string;
-    source[binding.key] = { name, value };
-    raw[binding.key] = coerce(new Settings()[binding.key], value);
+    // The real environment wins over the file, whichever alias each of them uses.
+    const given = pick(binding.names, env) ?? pick(binding.names, file);
+    if (!given) continue;
+    source[binding.key] = given;
+    const value = coerce(defaults[binding.key], given.value);
+    if (value === undefined) {
+      problems.push(
+        `${given.name}=${JSON.stringify(given.value)}: is not ${describeType(defaults[binding.key])} (allowed: ${binding.allowed})`,
+      );
+      continue;
+    }
+    raw[binding.key] = value;
   }
-  const settings = plainToInstance(Settings, { ...new Settings(), ...raw });
-  const errors = validateSync(settings, { forbidUnknownValues: true });
-  if (errors.length > 0) {
-    throw new ConfigError(errors.map((e) => describe(e, source)).join('\n'));
-  }
+  const settings = plainToInstance(Settings, { ...defaults, ...raw });
+  const errors = validateSync(settings, { forbidUnknownValues: true }).filter(
+    (e) => !(e.property in source) || e.property in raw,
+  );
+  problems.push(...errors.map((e) => describe(e, source)));
+  if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   return settings;
 }
 
@@ -48,11 +58,27 @@ function readConfigFile(path: string | undefined): Record<string, string> {
   }
 }
 
-/** Numbers and booleans are converted only when the text is exactly one, so "8080abc" stays invalid. */
+function pick(
+  names: string[],
+  from: Record<string, string | undefined>,
+): { name: string; value: string } | undefined {
+  const name = names.find((n) => from[n] !== undefined && from[n] !== '');
+  return name === undefined ? undefined : { name, value: from[name] as string };
+}
+
+/** Numbers and booleans are converted only when the text is exactly one ("8080abc" is not); else undefined. */
 function coerce(defaultValue: unknown, value: string): unknown {
-  if (typeof defaultValue === 'number') return /^-?\d+$/.test(value.trim()) ? Number(value) : value;
-  if (typeof defaultValue === 'boolean') return BOOLEAN_WORDS[value.trim().toLowerCase()] ?? value;
+  if (typeof defaultValue === 'number') return parseNumber(value.trim());
+  if (typeof defaultValue === 'boolean') return BOOLEAN_WORDS[value.trim().toLowerCase()];
   return value;
+}
+
+function describeType(defaultValue: unknown): string {
+  return typeof defaultValue === 'number'
+    ? 'an integer'
+    : typeof defaultValue === 'boolean'
+      ? 'true or false'
+      : 'valid';
 }
 
 function describe(
@@ -68,4 +94,13 @@ function describe(
     .join('; ');
   const allowed = binding?.allowed ? ` (allowed: ${binding.allowed})` : '';
   return `${name}=${JSON.stringify(given?.value ?? error.value)}: ${problems}${allowed}`;
+}
+
+const SIZE_SUFFIX: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** An integer, optionally with a binary size suffix (50G = 50 GiB); undefined when it is neither. */
+export function parseNumber(text: string): number | undefined {
+  const match = /^(-?\d+)\s*([KMGT]?)(?:i?B)?$/i.exec(text);
+  if (!match) return undefined;
+  return Number(match[1]) * SIZE_SUFFIX[match[2].toUpperCase()];
 }

@@ -103,6 +103,39 @@ export class Settings {
 
   @IsBoolean()
   minioUseSsl = true;
+
+  /** PEM file with the CA that signed the S3 endpoint's certificate (private PKI). */
+  @IsOptional()
+  @IsString()
+  minioCaFile?: string;
+
+  /** Skip TLS verification of the S3 endpoint: for lab use only, logged as a warning at start. */
+  @IsBoolean()
+  minioInsecureSkipVerify = false;
+
+  /** Tries per transfer (1 = no retry). Only transient failures are retried. */
+  @IsInt()
+  @Min(1)
+  @Max(20)
+  minioRetryAttempts = 4;
+
+  /** Delays between tries in ms: one number (doubled each time) or the original's comma list. */
+  @Matches(/^\d+(,\d+)*$/, { message: 'must be milliseconds: one number or a comma-separated list' })
+  minioRetryBackoffMs = '1000,2000,4000';
+
+  /** Fail jobs that have no expected sha256 (neither `checksum` in the request nor a .sha256 sidecar). */
+  @IsBoolean()
+  requireChecksum = false;
+
+  /** Total bytes the image cache may hold; least recently used images are evicted beyond it. */
+  @IsInt()
+  @Min(0)
+  cacheMaxBytes = 50 * 1024 ** 3;
+
+  /** Images the cache may hold. */
+  @IsInt()
+  @Min(0)
+  cacheMaxEntries = 50;
 }
 
 /** How one setting is read from the environment; the first name found wins. */
@@ -196,19 +229,20 @@ export const ENV_BINDINGS: EnvBinding[] = [
   {
     key: 'minioEndpoint',
     names: ['MINIO_ENDPOINT'],
-    description: 'S3/MinIO endpoint (host:port or URL). Reserved for the S3 image source.',
+    description:
+      'S3/MinIO endpoint: host[:port] or http(s)://host[:port]. Enables s3://bucket/key URLs and signs http(s)://<this host>/bucket/key URLs.',
     allowed: 'host[:port] or URL',
   },
   {
     key: 'minioAccessKey',
     names: ['MINIO_ACCESS_KEY', 'MINIO_ACCESS_KEY_ID'],
-    description: 'S3 access key. Reserved for the S3 image source.',
+    description: 'S3 access key.',
     allowed: 'a string',
   },
   {
     key: 'minioSecretKey',
     names: ['MINIO_SECRET_KEY', 'MINIO_SECRET_ACCESS_KEY'],
-    description: 'S3 secret key. Reserved for the S3 image source.',
+    description: 'S3 secret key. Never logged.',
     allowed: 'a string',
   },
   { key: 'minioRegion', names: ['MINIO_REGION'], description: 'S3 region.', allowed: 'a string' },
@@ -217,5 +251,52 @@ export const ENV_BINDINGS: EnvBinding[] = [
     names: ['MINIO_USE_SSL'],
     description: 'Talk to MINIO_ENDPOINT over TLS when it has no scheme.',
     allowed: 'true, false',
+  },
+  {
+    key: 'minioCaFile',
+    names: ['MINIO_CA_FILE'],
+    description: 'PEM file of the CA that signed the S3 endpoint certificate (for a private CA).',
+    allowed: 'a file path',
+  },
+  {
+    key: 'minioInsecureSkipVerify',
+    names: ['MINIO_INSECURE_SKIP_VERIFY'],
+    description:
+      'Do not verify the S3 endpoint certificate. For labs only; logged as a warning at every start.',
+    allowed: 'true, false',
+  },
+  {
+    key: 'minioRetryAttempts',
+    names: ['MINIO_RETRY_ATTEMPTS'],
+    description:
+      'Tries per transfer (1 = no retry). Only transient failures (network errors, 5xx, throttling) are retried; a retry resumes where the last try stopped.',
+    allowed: '1-20',
+  },
+  {
+    key: 'minioRetryBackoffMs',
+    names: ['MINIO_RETRY_BACKOFF_MS'],
+    description:
+      'Milliseconds to wait before each retry: a comma list (one per retry, the last repeats) or one number that doubles each time. Jitter of up to 20 % is added.',
+    allowed: 'a number or a comma-separated list of numbers',
+  },
+  {
+    key: 'requireChecksum',
+    names: ['REQUIRE_CHECKSUM'],
+    description:
+      'Refuse images without an expected sha256 (request `checksum` or a `.sha256` sidecar). When off, the sha256 is still computed and recorded, and the job says the image was unverified.',
+    allowed: 'true, false',
+  },
+  {
+    key: 'cacheMaxBytes',
+    names: ['CACHE_MAX_BYTES'],
+    description:
+      'Bytes the image cache may hold (suffixes K, M, G, T = powers of 1024). Least recently used images are evicted beyond it; an image larger than this is used once and not kept.',
+    allowed: 'a byte count, e.g. 53687091200 or 50G',
+  },
+  {
+    key: 'cacheMaxEntries',
+    names: ['CACHE_MAX_ENTRIES'],
+    description: 'Images the cache may hold; least recently used ones are evicted beyond it.',
+    allowed: 'a non-negative integer',
   },
 ];

@@ -1,3 +1,5 @@
+import { open } from 'node:fs/promises';
+
 /**
  * Image formats this daemon accepts, and format detection from the first bytes of a file.
  * Detection is ours (not qemu-img's probing): a raw image must never be opened as anything else.
@@ -24,4 +26,16 @@ export function detectFormat(header: Buffer): DetectedFormat {
   if (at(0, 'conectix')) return 'vpc';
   if (header.length >= 0x44 && header.readUInt32LE(0x40) === 0xbeda107f) return 'vdi';
   return 'raw';
+}
+
+/** The first HEADER_BYTES of a file (fewer when it is shorter). */
+export async function readImageHeader(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  try {
+    const buffer = Buffer.alloc(HEADER_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, HEADER_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }

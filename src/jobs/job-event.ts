@@ -6,13 +6,19 @@ import type { Stage } from './job.model';
  */
 export type JobEvent =
   | { type: 'stage'; stage: Stage }
-  | { type: 'progress'; bytesProcessed: number; bytesTotal: number | null; fraction: number | null }
+  | {
+      type: 'progress';
+      bytesProcessed: number;
+      bytesTotal: number | null;
+      fraction: number | null;
+    }
   | {
       type: 'fact';
       facts: Partial<{
         cacheHit: boolean;
         imagePath: string;
         imageSha256: string;
+        checksumVerified: boolean;
         volumePath: string;
         createdVolume: boolean;
         reusedVolume: boolean;

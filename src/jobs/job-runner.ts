@@ -7,6 +7,7 @@ import { JobRepository } from './job.repository';
 import { ChangeKind, applyEvent } from './job-state';
 import { Job, JobStatus } from './job.model';
 import type { JobContext } from './pipeline/job-context';
+import type { JobRequest } from './job.model';
 import { ProvisionPipeline } from './pipeline/provision.pipeline';
 
 export interface JobUpdate {
@@ -16,7 +17,7 @@ export interface JobUpdate {
 
 interface RunningJob {
   job: Job;
-  ctx: JobContext;
+  ctx: JobContext<JobRequest>;
   subscription?: Subscription;
   tracked: Promise<unknown>[];
   lastPersist: number;
@@ -201,7 +202,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       this.logger[level]({
         job_id: ended.id,
         correlation_id: ended.request.correlation_id,
-        volume_name: ended.request.volume_name,
+        volume_name: 'volume_name' in ended.request ? ended.request.volume_name : undefined,
         status: ended.status,
         error: ended.error ?? undefined,
         msg: `job ${ended.status}`,

@@ -14,6 +14,7 @@ export function applyEvent(job: Job, event: JobEvent, now: string): { job: Job; 
         job: {
           ...job,
           stage: event.stage,
+          stageStartedAt: now,
           percent: Math.max(job.percent, overallPercent(event.stage, 0)),
           bytesProcessed: 0,
           bytesTotal: null,

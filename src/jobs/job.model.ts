@@ -14,12 +14,29 @@ export const STAGES = [
 ] as const;
 export type Stage = (typeof STAGES)[number];
 
-export interface ProvisionRequest {
+/** A prefetch only fills the cache (warming a host before a rollout). */
+export interface PrefetchRequest {
   image_url: string;
+  /** `sha256:<hex>`: the digest the image must have. */
+  checksum?: string;
+  correlation_id?: string;
+}
+
+export interface ProvisionRequest extends PrefetchRequest {
   volume_name: string;
   volume_size_gb: number;
   image_type: string;
-  correlation_id?: string;
+}
+
+export type JobRequest = ProvisionRequest | PrefetchRequest;
+export type JobKind = 'provision' | 'prefetch';
+
+export function isProvision(request: JobRequest): request is ProvisionRequest {
+  return 'volume_name' in request;
+}
+
+export function kindOf(request: JobRequest): JobKind {
+  return isProvision(request) ? 'provision' : 'prefetch';
 }
 
 export interface Job {
@@ -27,15 +44,19 @@ export interface Job {
   seq: number;
   status: JobStatus;
   stage: Stage | null;
+  stageStartedAt: string | null;
   percent: number;
   bytesProcessed: number;
   bytesTotal: number | null;
-  request: ProvisionRequest;
+  kind: JobKind;
+  request: JobRequest;
   idempotencyKey: string | null;
   requestHash: string;
   cacheHit: boolean;
   imagePath: string | null;
   imageSha256: string | null;
+  /** The image's sha256 matched an expected one (request `checksum` or sidecar). */
+  checksumVerified: boolean;
   volumePath: string | null;
   /** Set (before the volume is made) when this job creates its volume; rollback removes only such volumes. */
   createdVolume: boolean;
@@ -68,4 +89,11 @@ export function overallPercent(stage: Stage, fraction: number): number {
   const [from, to] = STAGE_RANGES[stage];
   const clamped = Math.min(1, Math.max(0, fraction));
   return Math.round((from + (to - from) * clamped) * 10) / 10;
+}
+
+/** Average bytes per second of the current stage so far, or null when it cannot be told yet. */
+export function stageThroughput(job: Job, now: number): number | null {
+  if (!job.stageStartedAt || job.bytesProcessed === 0) return null;
+  const seconds = (now - Date.parse(job.stageStartedAt)) / 1000;
+  return seconds > 0.05 ? Math.round(job.bytesProcessed / seconds) : null;
 }

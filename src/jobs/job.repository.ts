@@ -1,23 +1,26 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Database } from 'better-sqlite3';
 import { DATABASE } from '../common/database';
-import { Job, JobStatus, ProvisionRequest, Stage } from './job.model';
+import { Job, JobKind, JobRequest, JobStatus, isProvision, kindOf, Stage } from './job.model';
 
 interface JobRow {
   seq: number;
   id: string;
   status: JobStatus;
   stage: Stage | null;
+  stage_started_at: string | null;
   percent: number;
   bytes_processed: number;
   bytes_total: number | null;
+  kind: JobKind;
   request_json: string;
-  volume_name: string;
+  volume_name: string | null;
   idempotency_key: string | null;
   request_hash: string;
   cache_hit: number;
   image_path: string | null;
   image_sha256: string | null;
+  checksum_verified: number;
   volume_path: string | null;
   created_volume: number;
   reused_volume: number;
@@ -31,13 +34,14 @@ interface JobRow {
 
 export interface NewJob {
   id: string;
-  request: ProvisionRequest;
+  request: JobRequest;
   idempotencyKey: string | null;
   requestHash: string;
 }
 
 export interface JobQuery {
   status?: JobStatus;
+  kind?: JobKind;
   volumeName?: string;
   limit: number;
   offset: number;
@@ -51,14 +55,15 @@ export class JobRepository {
   insert(job: NewJob, now: string): Job {
     this.db
       .prepare(
-        `INSERT INTO jobs (id, status, percent, bytes_processed, request_json, volume_name, idempotency_key,
+        `INSERT INTO jobs (id, status, percent, bytes_processed, kind, request_json, volume_name, idempotency_key,
            request_hash, created_at, updated_at)
-         VALUES (?, 'pending', 0, 0, ?, ?, ?, ?, ?, ?)`,
+         VALUES (?, 'pending', 0, 0, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         job.id,
+        kindOf(job.request),
         JSON.stringify(job.request),
-        job.request.volume_name,
+        isProvision(job.request) ? job.request.volume_name : null,
         job.idempotencyKey,
         job.requestHash,
         now,
@@ -101,6 +106,10 @@ export class JobRepository {
       where.push('status = ?');
       params.push(query.status);
     }
+    if (query.kind) {
+      where.push('kind = ?');
+      params.push(query.kind);
+    }
     if (query.volumeName) {
       where.push('volume_name = ?');
       params.push(query.volumeName);
@@ -119,8 +128,9 @@ export class JobRepository {
   save(job: Job): void {
     this.db
       .prepare(
-        `UPDATE jobs SET status = @status, stage = @stage, percent = @percent, bytes_processed = @bytesProcessed,
+        `UPDATE jobs SET status = @status, stage = @stage, stage_started_at = @stageStartedAt, percent = @percent, bytes_processed = @bytesProcessed,
            bytes_total = @bytesTotal, cache_hit = @cacheHit, image_path = @imagePath, image_sha256 = @imageSha256,
+           checksum_verified = @checksumVerified,
            volume_path = @volumePath, created_volume = @createdVolume, reused_volume = @reusedVolume,
            error_code = @errorCode, error = @error, updated_at = @updatedAt, started_at = @startedAt,
            finished_at = @finishedAt
@@ -129,6 +139,7 @@ export class JobRepository {
       .run({
         ...job,
         cacheHit: job.cacheHit ? 1 : 0,
+        checksumVerified: job.checksumVerified ? 1 : 0,
         createdVolume: job.createdVolume ? 1 : 0,
         reusedVolume: job.reusedVolume ? 1 : 0,
       });
@@ -146,15 +157,18 @@ function toJob(row: JobRow): Job {
     seq: row.seq,
     status: row.status,
     stage: row.stage,
+    stageStartedAt: row.stage_started_at,
     percent: row.percent,
     bytesProcessed: row.bytes_processed,
     bytesTotal: row.bytes_total,
-    request: JSON.parse(row.request_json) as ProvisionRequest,
+    kind: row.kind,
+    request: JSON.parse(row.request_json) as JobRequest,
     idempotencyKey: row.idempotency_key,
     requestHash: row.request_hash,
     cacheHit: row.cache_hit === 1,
     imagePath: row.image_path,
     imageSha256: row.image_sha256,
+    checksumVerified: row.checksum_verified === 1,
     volumePath: row.volume_path,
     createdVolume: row.created_volume === 1,
     reusedVolume: row.reused_volume === 1,

@@ -91,6 +91,7 @@ export class JobsController {
   list(@Query() query: JobListQueryDto): JobListDto {
     const { jobs, total } = this.jobs.list({
       status: query.status,
+      kind: query.kind,
       volumeName: query.volume,
       limit: query.limit,
       offset: query.offset,

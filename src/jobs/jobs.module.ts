@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { CacheController } from '../cache/cache.controller';
 import { CacheModule } from '../cache/cache.module';
 import { ConvertModule } from '../convert/convert.module';
 import { LvmModule } from '../lvm/lvm.module';
@@ -12,7 +13,7 @@ import { ProvisionPipeline } from './pipeline/provision.pipeline';
 
 @Module({
   imports: [StorageModule, CacheModule, ConvertModule, LvmModule],
-  controllers: [JobsController, JobEventsController],
+  controllers: [JobsController, JobEventsController, CacheController],
   providers: [JobRepository, JobRunner, JobsService, ProvisionPipeline],
   exports: [JobsService, JobRunner],
 })

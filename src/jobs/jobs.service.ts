@@ -1,7 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { filter, Observable } from 'rxjs';
-import { IMAGE_STORE, type ImageStore } from '../cache/image-store';
 import {
   IdempotencyConflictError,
   InvalidRequestError,
@@ -16,7 +15,8 @@ import { Settings } from '../config/settings';
 import { GIB, isReusableSize, VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
 import { JobQuery, JobRepository } from './job.repository';
 import { JobRunner } from './job-runner';
-import { Job, ProvisionRequest, isFinal } from './job.model';
+import { S3Source } from '../storage/s3.source';
+import { Job, JobRequest, PrefetchRequest, ProvisionRequest, isFinal, isProvision } from './job.model';
 
 /** How long an Idempotency-Key is remembered. */
 const IDEMPOTENCY_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -28,7 +28,7 @@ export interface JobStreamEvent {
 
 /** What clients can do with jobs: submit, read, list, cancel, watch. */
 @Injectable()
-export class JobsService implements OnModuleInit {
+export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(JobsService.name);
   private shuttingDown = false;
 
@@ -37,16 +37,13 @@ export class JobsService implements OnModuleInit {
     private readonly repository: JobRepository,
     private readonly runner: JobRunner,
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
-    @Inject(IMAGE_STORE) private readonly store: ImageStore,
+    private readonly s3: S3Source,
   ) {}
 
   /** Ends what a crash left unfinished, before the API accepts anything. */
   async onModuleInit(): Promise<void> {
-    const swept = await this.store.sweep();
-    if (swept > 0)
-      this.logger.warn({ files: swept, msg: 'removed partial downloads left by an earlier run' });
     for (const job of this.repository.withStatus(['running', 'pending'])) {
-      if (job.createdVolume) {
+      if (job.createdVolume && isProvision(job.request)) {
         await this.volumes.remove(job.request.volume_name);
         this.logger.warn({
           job_id: job.id,
@@ -72,7 +69,8 @@ export class JobsService implements OnModuleInit {
     }
   }
 
-  beginShutdown(): void {
+  /** From the first moment of a shutdown, new jobs are refused with 503 instead of being lost. */
+  beforeApplicationShutdown(): void {
     this.shuttingDown = true;
   }
 
@@ -81,7 +79,7 @@ export class JobsService implements OnModuleInit {
    * returns that job instead (`replayed`); the same key with another body is refused.
    */
   async submit(request: ProvisionRequest, idempotencyKey?: string): Promise<{ job: Job; replayed: boolean }> {
-    if (this.shuttingDown) throw new ShuttingDownError();
+    this.checkAccepting(request);
     if (request.volume_size_gb > this.settings.maxVolumeSizeGb) {
       throw new InvalidRequestError([
         {
@@ -95,13 +93,42 @@ export class JobsService implements OnModuleInit {
     if (replay) return { job: replay, replayed: true };
 
     await this.checkExistingVolume(request);
+    return this.insert(request, idempotencyKey, requestHash);
+  }
 
-    // Synchronous from here: no other request can slip between these checks and the insert.
+  /** A job that only fills the cache with an image. */
+  async prefetch(
+    request: PrefetchRequest,
+    idempotencyKey?: string,
+  ): Promise<{ job: Job; replayed: boolean }> {
+    this.checkAccepting(request);
+    const requestHash = hashRequest(request);
+    const replay = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
+    if (replay) return { job: replay, replayed: true };
+    return this.insert(request, idempotencyKey, requestHash);
+  }
+
+  private checkAccepting(request: JobRequest): void {
+    if (this.shuttingDown) throw new ShuttingDownError();
+    if (request.image_url.startsWith('s3:') && !this.s3.configured) {
+      throw new InvalidRequestError([
+        {
+          field: 'image_url',
+          message: 'image_url uses s3:// but this daemon has no MINIO_ENDPOINT configured',
+        },
+      ]);
+    }
+  }
+
+  /** Synchronous: no other request can slip between these checks and the insert. */
+  private insert(request: JobRequest, idempotencyKey: string | undefined, requestHash: string) {
     const outcome = this.repository.transaction(() => {
       const again = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
       if (again) return { job: again, replayed: true };
-      const active = this.repository.activeForVolume(request.volume_name);
-      if (active) throw new VolumeBusyError(request.volume_name, active.id);
+      if (isProvision(request)) {
+        const active = this.repository.activeForVolume(request.volume_name);
+        if (active) throw new VolumeBusyError(request.volume_name, active.id);
+      }
       const job = this.repository.insert(
         { id: randomUUID(), request, idempotencyKey: idempotencyKey ?? null, requestHash },
         new Date().toISOString(),
@@ -111,8 +138,9 @@ export class JobsService implements OnModuleInit {
     if (!outcome.replayed) {
       this.logger.log({
         job_id: outcome.job.id,
+        kind: outcome.job.kind,
         correlation_id: request.correlation_id,
-        volume_name: request.volume_name,
+        volume_name: isProvision(request) ? request.volume_name : undefined,
         image_url: request.image_url,
         msg: 'job accepted',
       });
@@ -192,11 +220,11 @@ export class JobsService implements OnModuleInit {
 }
 
 /** Stable hash of a request body: same fields and values → same hash, whatever the key order. */
-export function hashRequest(request: ProvisionRequest): string {
+export function hashRequest(request: JobRequest): string {
   const canonical = JSON.stringify(
     Object.keys(request)
       .sort()
-      .map((key) => [key, request[key as keyof ProvisionRequest]]),
+      .map((key) => [key, (request as unknown as Record<string, unknown>)[key]]),
   );
   return createHash('sha256').update(canonical).digest('hex');
 }

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Injectable } from '@nestjs/common';
+import { fsyncPath } from '../common/fsync';
 import { Settings } from '../config/settings';
 import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
 
@@ -53,12 +54,7 @@ export class FileBackend implements VolumeBackend {
     // Cutting the file back and growing it again deallocates the old tail: it reads as zeros, sparse.
     await truncate(volume.path, imageBytes);
     await truncate(volume.path, volume.sizeBytes);
-    const handle = await open(volume.path, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await fsyncPath(volume.path);
   }
 
   async remove(name: string): Promise<void> {

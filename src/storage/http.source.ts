@@ -1,75 +1,59 @@
-import { Readable } from 'node:stream';
 import { Injectable } from '@nestjs/common';
-import { SourceError } from '../common/errors';
-import { ImageRef, ImageSource } from './image-source';
+import { httpGet, statusError } from './http-get';
+import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
+import { readSmallText } from './read-small';
 
-/** Plain http(s) URLs, read with Node's fetch; bodies are streamed, never buffered. */
+/** Plain http(s) URLs on any host other than the S3 endpoint. */
 @Injectable()
 export class HttpSource implements ImageSource {
-  readonly schemes = ['http', 'https'] as const;
-
   handles(url: URL): boolean {
     return url.protocol === 'http:' || url.protocol === 'https:';
   }
 
   async resolve(url: URL, signal: AbortSignal): Promise<ImageRef> {
-    const response = await this.request(url, { method: 'HEAD', signal });
+    const response = await httpGet(url, { method: 'HEAD', signal });
+    response.body.resume();
     if (response.status === 405 || response.status === 501) {
-      // Some servers refuse HEAD; the GET that follows tells the size instead.
+      // Some servers refuse HEAD; the GET that follows tells what it needs to.
       return { url: url.href };
     }
-    this.assertOk(url, response);
-    const length = response.headers.get('content-length');
+    if (response.status !== 200) throw statusError(url.href, response.status);
+    const length = response.headers['content-length'];
     return {
       url: url.href,
-      size: length === null ? undefined : Number(length),
-      etag: response.headers.get('etag') ?? undefined,
-      lastModified: response.headers.get('last-modified') ?? undefined,
+      size: length === undefined ? undefined : Number(length),
+      etag: response.headers.etag,
+      lastModified: response.headers['last-modified'],
     };
   }
 
-  async open(ref: ImageRef, offset: number, signal: AbortSignal): Promise<Readable> {
-    const url = new URL(ref.url);
+  async read(ref: ImageRef, offset: number, signal: AbortSignal): Promise<ImageBody> {
     const headers: Record<string, string> = {};
     if (offset > 0) {
       headers.range = `bytes=${offset}-`;
+      // If-Range: a replaced object is sent whole (200) instead of a range of the new version.
       if (ref.etag) headers['if-range'] = ref.etag;
     }
-    const response = await this.request(url, { headers, signal });
-    this.assertOk(url, response);
-    if (offset > 0 && response.status !== 206) {
-      throw new SourceError(`GET ${url.href} ignored the range request (status ${response.status})`);
+    const response = await httpGet(new URL(ref.url), { headers, signal });
+    if (response.status !== 200 && response.status !== 206) {
+      response.body.resume();
+      throw statusError(ref.url, response.status);
     }
-    if (!response.body) throw new SourceError(`GET ${url.href} returned no body`);
-    return Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+    return { body: response.body, start: response.status === 206 ? offset : 0, etag: response.headers.etag };
   }
 
-  private async request(url: URL, init: RequestInit): Promise<Response> {
-    try {
-      return await fetch(url, { ...init, redirect: 'follow' });
-    } catch (error) {
-      if ((error as Error).name === 'AbortError') throw error;
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new SourceError(
-        `cannot reach ${url.origin}: ${cause?.code ?? cause?.message ?? (error as Error).message}`,
-        {
-          url: url.href,
-        },
-      );
+  async sidecar(ref: ImageRef, signal: AbortSignal): Promise<string | undefined> {
+    const url = new URL(ref.url);
+    url.pathname += '.sha256';
+    const response = await httpGet(url, { signal });
+    if (response.status === 404 || response.status === 403) {
+      response.body.resume();
+      return undefined;
     }
-  }
-
-  private assertOk(url: URL, response: Response): void {
-    if (response.ok) return;
-    const hint =
-      response.status === 404
-        ? ': the image does not exist at this URL'
-        : response.status === 401 || response.status === 403
-          ? ': the server refused access'
-          : '';
-    throw new SourceError(`${url.href} answered HTTP ${response.status}${hint}`, {
-      url: url.href,
-      http_status: response.status,
-    });
+    if (response.status !== 200) {
+      response.body.resume();
+      throw statusError(url.href, response.status);
+    }
+    return readSmallText(response.body, SIDECAR_MAX_BYTES, url.href);
   }
 }

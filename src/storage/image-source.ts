@@ -9,18 +9,32 @@ export interface ImageRef {
   lastModified?: string;
 }
 
+/** The answer to a read: the bytes from `start`, and the version (etag) they belong to. */
+export interface ImageBody {
+  body: Readable;
+  /** Offset of the first byte: the requested one, or 0 when the server sent the whole object. */
+  start: number;
+  etag?: string;
+}
+
 /**
- * The port every image source implements (plain HTTP(S) now; S3/MinIO next). The pipeline sees
- * only this, never fetch() or the minio client.
+ * The port every image source implements (plain HTTP(S), S3/MinIO). The pipeline and the cache
+ * see only this, never the minio client or an HTTP request.
  */
 export interface ImageSource {
-  /** URL schemes this source serves, without the colon. */
-  readonly schemes: readonly string[];
   /** Whether this source serves the URL (the first source that does wins). */
   handles(url: URL): boolean;
   resolve(url: URL, signal: AbortSignal): Promise<ImageRef>;
-  /** A stream of the image's bytes starting at `offset`. */
-  open(ref: ImageRef, offset: number, signal: AbortSignal): Promise<Readable>;
+  /**
+   * The image's bytes from `offset`. With an offset the request is guarded by the ref's etag:
+   * a replaced object answers from 0 or with another etag, never with a mix of versions.
+   */
+  read(ref: ImageRef, offset: number, signal: AbortSignal): Promise<ImageBody>;
+  /** Text of the `<image>.sha256` sidecar next to the image, or undefined when there is none. */
+  sidecar(ref: ImageRef, signal: AbortSignal): Promise<string | undefined>;
 }
 
 export const IMAGE_SOURCES = Symbol('ImageSource[]');
+
+/** Sidecars are small text files; anything bigger is not one. */
+export const SIDECAR_MAX_BYTES = 64 * 1024;

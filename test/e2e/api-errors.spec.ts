@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
+import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
 import { slowQcow2, smallQcow2, smallRaw } from '../fixtures/images';
 
@@ -101,6 +102,16 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     assert.equal(response.body.code, 'body_too_large');
   });
 
+  it('refuses a body that is not JSON with 415', async () => {
+    const response = await fetch(`${daemon.url}/api/v1/provision`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'image_url=http://x/y&volume_name=vm',
+    });
+    assert.equal(response.status, 415);
+    assert.equal(((await response.json()) as { code: string }).code, 'unsupported_media_type');
+  });
+
   it('left no volume and no job behind after the refused requests', async () => {
     assert.deepEqual(existsSync(volumes) ? readdirSync(volumes) : [], []);
     const { body } = await daemon.request('GET', '/api/v1/jobs');
@@ -112,6 +123,10 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     assert.equal(given.headers.get('x-request-id'), 'trace-42');
     const made = await daemon.request('GET', '/api/v1/jobs');
     assert.match(made.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
+    const line = await waitFor('the request log line', () =>
+      daemon.jsonLogs().find((l) => l.request_id === 'trace-42' && l.msg === 'request completed'),
+    );
+    assert.equal((line.req as { url: string }).url, '/api/v1/jobs');
   });
 
   for (const [method, path] of [

@@ -32,6 +32,10 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
     mkdirSync(images);
     copyFileSync(smallQcow2(), join(images, 'small.qcow2'));
     copyFileSync(slowQcow2(), join(images, 'slow.qcow2'));
+    // Distinct URLs for jobs that must each download (the cache would serve a URL it has seen).
+    for (const name of ['q0', 'q1', 'q2', 'q3', 'q4', 'dl', 'p1', 'p2', 'p3']) {
+      copyFileSync(smallQcow2(), join(images, `${name}.qcow2`));
+    }
     server = await new ImageServer(images).start();
     daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '2' } }).start();
   });
@@ -64,7 +68,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) {
         const { status, body } = await daemon.provision({
-          image_url: `${server.url}/small.qcow2`,
+          image_url: `${server.url}/q${i}.qcow2`,
           volume_name: `vm-q${i}`,
           volume_size_gb: 1,
           image_type: 'qcow2',
@@ -152,7 +156,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
     server.bytesPerSecond = 1024 * 1024;
     try {
       const { body } = await daemon.provision({
-        image_url: `${server.url}/small.qcow2`,
+        image_url: `${server.url}/dl.qcow2`,
         volume_name: 'vm-cancel-dl',
         volume_size_gb: 1,
         image_type: 'qcow2',
@@ -175,12 +179,12 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
     server.bytesPerSecond = 2 * 1024 * 1024;
     try {
       const ids: string[] = [];
-      for (const name of ['vm-p1', 'vm-p2', 'vm-p3']) {
+      for (const name of ['p1', 'p2', 'p3']) {
         ids.push(
           (
             await daemon.provision({
-              image_url: `${server.url}/small.qcow2`,
-              volume_name: name,
+              image_url: `${server.url}/${name}.qcow2`,
+              volume_name: `vm-${name}`,
               volume_size_gb: 1,
               image_type: 'qcow2',
             })
@@ -208,7 +212,7 @@ describe('JOB_TIMEOUT counts from when a job starts running', () => {
 
   before(async () => {
     mkdirSync(images);
-    copyFileSync(smallQcow2(), join(images, 'small.qcow2'));
+    for (const name of ['t1', 't2', 't3']) copyFileSync(smallQcow2(), join(images, `${name}.qcow2`));
     server = await new ImageServer(images).start();
     daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '1', JOB_TIMEOUT: '5' } }).start();
   });
@@ -220,17 +224,17 @@ describe('JOB_TIMEOUT counts from when a job starts running', () => {
   });
 
   it('lets a job that waited in the queue run its full time, and fails one that runs too long', async () => {
-    const size = statSync(join(images, 'small.qcow2')).size;
+    const size = statSync(join(images, 't1.qcow2')).size;
     server.bytesPerSecond = size / 2.5; // each download takes about 2.5 s
     const submit = (name: string) =>
       daemon.provision({
-        image_url: `${server.url}/small.qcow2`,
-        volume_name: name,
+        image_url: `${server.url}/${name}.qcow2`,
+        volume_name: `vm-${name}`,
         volume_size_gb: 1,
         image_type: 'qcow2',
       });
-    const first = (await submit('vm-t1')).body.job_id;
-    const second = (await submit('vm-t2')).body.job_id;
+    const first = (await submit('t1')).body.job_id;
+    const second = (await submit('t2')).body.job_id;
     const a = await daemon.waitFinal(first);
     const b = await daemon.waitFinal(second);
     assert.equal(a.status, 'completed', a.error);
@@ -242,7 +246,7 @@ describe('JOB_TIMEOUT counts from when a job starts running', () => {
     assert.equal(b.status, 'completed', b.error);
 
     server.bytesPerSecond = size / 12;
-    const slow = (await submit('vm-t3')).body.job_id;
+    const slow = (await submit('t3')).body.job_id;
     const c = await daemon.waitFinal(slow, 30_000);
     assert.equal(c.status, 'failed');
     assert.equal(c.error_code, 'job_timeout');

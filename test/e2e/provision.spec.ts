@@ -30,6 +30,8 @@ describe('provisioning into a file volume through the HTTP API', () => {
     mkdirSync(images);
     copyFileSync(smallQcow2(), join(images, 'small.qcow2'));
     copyFileSync(smallRaw(), join(images, 'small.raw'));
+    // A second name for the same bytes: a URL the cache has not seen, so it is downloaded.
+    copyFileSync(smallQcow2(), join(images, 'fresh.qcow2'));
     server = await new ImageServer(images).start();
     daemon = await new Daemon({ dir: work.dir }).start();
   });
@@ -90,7 +92,7 @@ describe('provisioning into a file volume through the HTTP API', () => {
     server.bytesPerSecond = 16 * 1024 * 1024; // a few hundred ms of downloading to watch
     try {
       const submitted = await daemon.provision({
-        image_url: `${server.url}/small.qcow2`,
+        image_url: `${server.url}/fresh.qcow2`,
         volume_name: 'vm-sse',
         volume_size_gb: 1,
         image_type: 'qcow2',

@@ -24,6 +24,7 @@ describe('a daemon killed with SIGKILL mid-job, started again', () => {
     mkdirSync(images);
     copyFileSync(smallQcow2(), join(images, 'small.qcow2'));
     copyFileSync(slowQcow2(), join(images, 'slow.qcow2'));
+    copyFileSync(smallQcow2(), join(images, 'other.qcow2'));
     server = await new ImageServer(images).start();
     daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '2' } }).start();
 
@@ -52,7 +53,7 @@ describe('a daemon killed with SIGKILL mid-job, started again', () => {
     server.bytesPerSecond = 256 * 1024;
     downloadingJob = (
       await daemon.provision({
-        image_url: `${server.url}/small.qcow2`,
+        image_url: `${server.url}/other.qcow2`,
         volume_name: 'vm-dl',
         volume_size_gb: 1,
         image_type: 'qcow2',

@@ -10,6 +10,11 @@ export class JobListQueryDto {
   @IsIn(JOB_STATUSES, { message: `status must be one of: ${JOB_STATUSES.join(', ')}` })
   status?: JobStatus;
 
+  @ApiPropertyOptional({ enum: ['provision', 'prefetch'] })
+  @IsOptional()
+  @IsIn(['provision', 'prefetch'], { message: 'kind must be one of: provision, prefetch' })
+  kind?: 'provision' | 'prefetch';
+
   @ApiPropertyOptional({ description: 'Only jobs for this volume' })
   @IsOptional()
   @IsString()

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { JOB_STATUSES, STAGES, type Job } from '../job.model';
+import { isProvision, JOB_STATUSES, STAGES, stageThroughput, type Job } from '../job.model';
 
 export class ProgressDto {
   @ApiProperty({ enum: STAGES, nullable: true, type: String })
@@ -17,11 +17,21 @@ export class ProgressDto {
     type: Number,
   })
   bytes_total!: number | null;
+
+  @ApiProperty({
+    description: 'Average throughput of the current stage so far (bytes/s), while it runs',
+    nullable: true,
+    type: Number,
+  })
+  bytes_per_second!: number | null;
 }
 
 export class JobStatusDto {
   @ApiProperty({ format: 'uuid' })
   job_id!: string;
+
+  @ApiProperty({ enum: ['provision', 'prefetch'], description: 'prefetch jobs only fill the cache' })
+  kind!: string;
 
   @ApiProperty({ enum: JOB_STATUSES })
   status!: string;
@@ -32,14 +42,14 @@ export class JobStatusDto {
   @ApiProperty({ example: 's3://images/ubuntu-24.04.qcow2' })
   image_url!: string;
 
-  @ApiProperty()
-  volume_name!: string;
+  @ApiProperty({ nullable: true, type: String, description: 'null for prefetch jobs' })
+  volume_name!: string | null;
 
-  @ApiProperty()
-  volume_size_gb!: number;
+  @ApiProperty({ nullable: true, type: Number, description: 'null for prefetch jobs' })
+  volume_size_gb!: number | null;
 
-  @ApiProperty()
-  image_type!: string;
+  @ApiProperty({ nullable: true, type: String, description: 'null for prefetch jobs' })
+  image_type!: string | null;
 
   @ApiProperty({ nullable: true, type: String })
   correlation_id!: string | null;
@@ -50,8 +60,18 @@ export class JobStatusDto {
   @ApiProperty({ nullable: true, type: String, description: 'Local file the image was written from' })
   image_path!: string | null;
 
-  @ApiProperty({ nullable: true, type: String, description: 'sha256 of the image as downloaded' })
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    description: 'sha256 of the image as published (computed in flight)',
+  })
   image_sha256!: string | null;
+
+  @ApiProperty({
+    description:
+      'true when image_sha256 matched an expected digest (request checksum or .sha256 sidecar); false means the image was unverified',
+  })
+  checksum_verified!: boolean;
 
   @ApiProperty({ nullable: true, type: String, description: 'Path of the target volume' })
   volume_path!: string | null;
@@ -81,23 +101,27 @@ export class JobStatusDto {
   finished_at!: string | null;
 
   static from(job: Job, queuePosition?: number): JobStatusDto {
+    const provision = isProvision(job.request) ? job.request : undefined;
     return {
       job_id: job.id,
+      kind: job.kind,
       status: job.status,
       progress: {
         stage: job.stage,
         percent: job.percent,
         bytes_processed: job.bytesProcessed,
         bytes_total: job.bytesTotal,
+        bytes_per_second: job.status === 'running' ? stageThroughput(job, Date.now()) : null,
       },
       image_url: job.request.image_url,
-      volume_name: job.request.volume_name,
-      volume_size_gb: job.request.volume_size_gb,
-      image_type: job.request.image_type,
+      volume_name: provision?.volume_name ?? null,
+      volume_size_gb: provision?.volume_size_gb ?? null,
+      image_type: provision?.image_type ?? null,
       correlation_id: job.request.correlation_id ?? null,
       cache_hit: job.cacheHit,
       image_path: job.imagePath,
       image_sha256: job.imageSha256,
+      checksum_verified: job.checksumVerified,
       volume_path: job.volumePath,
       volume_reused: job.reusedVolume,
       error: job.error,

@@ -14,10 +14,10 @@ import {
 import { IMAGE_TYPES } from '../../convert/image-format';
 import { volumeNameProblem } from '../../lvm/volume-name';
 import { imageUrlProblem } from '../../storage/image-url';
-import type { ProvisionRequest } from '../job.model';
+import type { PrefetchRequest, ProvisionRequest } from '../job.model';
 
-/** Schemes the configured image sources serve. */
-export const SUPPORTED_SCHEMES = ['http', 'https'] as const;
+/** Schemes image URLs may use (s3:// needs MINIO_ENDPOINT; the service checks that). */
+export const SUPPORTED_SCHEMES = ['http', 'https', 's3'] as const;
 /** Hard upper bound for volume_size_gb in the schema; MAX_VOLUME_SIZE_GB may lower it. */
 export const VOLUME_SIZE_GB_LIMIT = 1024 * 1024;
 
@@ -39,13 +39,42 @@ function Satisfies(problem: (value: string) => string | undefined, options?: Val
     });
 }
 
-export class ProvisionRequestDto implements ProvisionRequest {
-  @ApiProperty({ example: 'https://images.example.com/ubuntu-24.04.qcow2', maxLength: 4096 })
+const CHECKSUM = /^sha256:[0-9a-fA-F]{64}$/;
+
+/** What a prefetch names: an image and, optionally, its digest. */
+export class PrefetchRequestDto implements PrefetchRequest {
+  @ApiProperty({
+    example: 's3://images/ubuntu-24.04.qcow2',
+    description: 'http(s)://..., s3://bucket/key, or http(s)://<MINIO_ENDPOINT>/bucket/key',
+    maxLength: 4096,
+  })
   @IsString()
   @MaxLength(4096)
   @Satisfies((v) => imageUrlProblem(v, SUPPORTED_SCHEMES))
   image_url!: string;
 
+  @ApiPropertyOptional({
+    example: 'sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
+    description: 'Expected digest; else a <image>.sha256 sidecar next to the image is used when present',
+  })
+  @IsOptional()
+  @IsString()
+  @Matches(CHECKSUM, { message: 'checksum must look like sha256:<64 hex digits>' })
+  checksum?: string;
+
+  @ApiPropertyOptional({
+    example: 'deploy-4711',
+    description: 'Your tracking id: stored, echoed and logged; never used to deduplicate',
+    maxLength: 256,
+  })
+  @IsOptional()
+  @IsString()
+  @MaxLength(256)
+  @Matches(/^[\x20-\x7e]*$/, { message: 'correlation_id must be printable ASCII' })
+  correlation_id?: string;
+}
+
+export class ProvisionRequestDto extends PrefetchRequestDto implements ProvisionRequest {
   @ApiProperty({
     example: 'vm-web-1',
     description: "LVM name rules: letters, digits, + _ . -; not starting with '-'; at most 127 characters",
@@ -65,17 +94,6 @@ export class ProvisionRequestDto implements ProvisionRequest {
   @ApiProperty({ enum: IMAGE_TYPES, example: 'qcow2', description: 'Format of the image as published' })
   @IsIn(IMAGE_TYPES, { message: `image_type must be one of: ${IMAGE_TYPES.join(', ')}` })
   image_type!: string;
-
-  @ApiPropertyOptional({
-    example: 'deploy-4711',
-    description: 'Your tracking id: stored, echoed and logged; never used to deduplicate',
-    maxLength: 256,
-  })
-  @IsOptional()
-  @IsString()
-  @MaxLength(256)
-  @Matches(/^[\x20-\x7e]*$/, { message: 'correlation_id must be printable ASCII' })
-  correlation_id?: string;
 }
 
 export class ProvisionAcceptedDto {

@@ -1,36 +1,48 @@
-import { concat, defer, map, mergeMap, of, type Observable } from 'rxjs';
+import { concat, defer, mergeMap, of, type Observable } from 'rxjs';
 import type { FetchEvent, ImageStore } from '../../cache/image-store';
 import type { JobEvent } from '../job-event';
+import type { JobRequest } from '../job.model';
 import type { JobContext } from './job-context';
 
-/** checking_cache, then downloading unless the store already holds the image. */
-export function fetchStage(ctx: JobContext, store: ImageStore): Observable<JobEvent> {
+/** checking_cache, then downloading unless the cache already holds the image. */
+export function fetchStage(ctx: JobContext<JobRequest>, store: ImageStore): Observable<JobEvent> {
   return concat(
     of<JobEvent>({ type: 'stage', stage: 'checking_cache' }),
-    defer(() => store.obtain(ctx.ref!, ctx)).pipe(mergeMap((event) => toJobEvents(ctx, event))),
+    defer(() => store.obtain({ ref: ctx.ref!, expected: ctx.expected }, ctx)).pipe(
+      mergeMap((event) => of(...toJobEvents(ctx, event))),
+    ),
   );
 }
 
-function toJobEvents(ctx: JobContext, event: FetchEvent): Observable<JobEvent> {
+function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[] {
   switch (event.kind) {
-    case 'checked': {
-      const events: JobEvent[] = [{ type: 'fact', facts: { cacheHit: event.cacheHit } }];
-      if (!event.cacheHit) events.push({ type: 'stage', stage: 'downloading' });
-      return of(...events);
-    }
+    case 'checked':
+      return event.cacheHit
+        ? [{ type: 'fact', facts: { cacheHit: true } }]
+        : [
+            { type: 'fact', facts: { cacheHit: false } },
+            { type: 'stage', stage: 'downloading' },
+          ];
     case 'progress':
-      return of<JobEvent>({
-        type: 'progress',
-        bytesProcessed: event.bytes,
-        bytesTotal: event.total ?? null,
-        fraction: event.total ? event.bytes / event.total : null,
-      });
+      return [
+        {
+          type: 'progress',
+          bytesProcessed: event.bytes,
+          bytesTotal: event.total ?? null,
+          fraction: event.total ? event.bytes / event.total : null,
+        },
+      ];
     case 'ready':
-      return of(event.image).pipe(
-        map((image): JobEvent => {
-          ctx.image = image;
-          return { type: 'fact', facts: { imagePath: image.path, imageSha256: image.sha256 } };
-        }),
-      );
+      ctx.image = event.image;
+      return [
+        {
+          type: 'fact',
+          facts: {
+            imagePath: event.image.path,
+            imageSha256: event.image.sha256,
+            checksumVerified: ctx.expected !== undefined,
+          },
+        },
+      ];
   }
 }

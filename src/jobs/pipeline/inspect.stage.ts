@@ -1,6 +1,5 @@
-import { open } from 'node:fs/promises';
 import { ImageRejectedError } from '../../common/errors';
-import { detectFormat, HEADER_BYTES } from '../../convert/image-format';
+import { detectFormat, readImageHeader } from '../../convert/image-format';
 import type { QemuImg } from '../../convert/qemu-img';
 import { GIB } from '../../lvm/volume-backend';
 import { asyncStage, JobContext } from './job-context';
@@ -14,7 +13,7 @@ export function inspectStage(ctx: JobContext, qemuImg: QemuImg, timeoutSeconds: 
     emit({ type: 'stage', stage: 'inspecting' });
     const image = ctx.image!;
     const declared = ctx.request.image_type;
-    const detected = detectFormat(await readHeader(image.path));
+    const detected = detectFormat(await readImageHeader(image.path));
     if (detected !== declared) {
       throw new ImageRejectedError(
         `image ${ctx.request.image_url} is ${detected}, but the request says image_type ${declared}; ` +
@@ -43,15 +42,4 @@ export function inspectStage(ctx: JobContext, qemuImg: QemuImg, timeoutSeconds: 
     }
     ctx.info = info;
   });
-}
-
-async function readHeader(path: string): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const buffer = Buffer.alloc(HEADER_BYTES);
-    const { bytesRead } = await handle.read(buffer, 0, HEADER_BYTES, 0);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
 }

@@ -1,16 +1,18 @@
 import { Observable } from 'rxjs';
-import type { LocalImage } from '../../cache/image-store';
+import type { ExpectedChecksum, LocalImage } from '../../cache/image-store';
 import type { JobScope } from '../../common/job-scope';
 import type { ImageInfo } from '../../convert/qemu-img';
 import type { WritableVolume } from '../../lvm/volume-backend';
 import type { ImageRef } from '../../storage/image-source';
 import type { JobEvent } from '../job-event';
-import type { ProvisionRequest } from '../job.model';
+import type { JobRequest, ProvisionRequest } from '../job.model';
 
 /** What the stages of one job learn and make, in order; rollback reads it. */
-export interface JobContext extends JobScope {
-  readonly request: ProvisionRequest;
+export interface JobContext<R extends JobRequest = ProvisionRequest> extends JobScope {
+  readonly request: R;
   ref?: ImageRef;
+  /** The sha256 the image must have, when the request or a sidecar says. */
+  expected?: ExpectedChecksum;
   image?: LocalImage;
   info?: ImageInfo;
   volume?: WritableVolume;
@@ -23,7 +25,7 @@ export interface JobContext extends JobScope {
  * the job waits (through `track`) until `work` has noticed and finished before rolling back.
  */
 export function asyncStage(
-  ctx: JobContext,
+  ctx: JobScope,
   work: (emit: (event: JobEvent) => void, signal: AbortSignal) => Promise<void>,
 ): Observable<JobEvent> {
   return new Observable<JobEvent>((subscriber) => {

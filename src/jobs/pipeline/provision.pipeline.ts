@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { concat, type Observable } from 'rxjs';
+import { concat, of, type Observable } from 'rxjs';
 import { IMAGE_STORE, type ImageStore } from '../../cache/image-store';
 import { Settings } from '../../config/settings';
 import { QemuImg } from '../../convert/qemu-img';
 import { VOLUME_BACKEND, type VolumeBackend } from '../../lvm/volume-backend';
 import { IMAGE_SOURCES, type ImageSource } from '../../storage/image-source';
 import type { JobEvent } from '../job-event';
+import { isProvision, type JobRequest, type PrefetchRequest } from '../job.model';
 import { convertStage } from './convert.stage';
 import { fetchStage } from './fetch.stage';
 import { finalizeStage } from './finalize.stage';
@@ -28,24 +29,40 @@ export class ProvisionPipeline {
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
   ) {}
 
-  run(ctx: JobContext): Observable<JobEvent> {
+  run(ctx: JobContext<JobRequest>): Observable<JobEvent> {
+    // One context object either way; the guard tells which request it carries.
+    return isProvision(ctx.request)
+      ? this.provision(ctx as JobContext)
+      : this.prefetch(ctx as JobContext<PrefetchRequest>);
+  }
+
+  private provision(ctx: JobContext): Observable<JobEvent> {
     return concat(
-      resolveStage(ctx, this.sources), //                       resolve
-      fetchStage(ctx, this.store), //                            checking_cache, downloading
-      inspectStage(ctx, this.qemuImg, this.settings.inspectTimeout), // inspecting
-      volumeStage(ctx, this.volumes), //                         creating_volume
-      convertStage(ctx, this.qemuImg), //                        converting
-      finalizeStage(ctx, this.volumes), //                       finalizing
+      resolveStage(ctx, this.sources, this.settings.requireChecksum), // resolve
+      fetchStage(ctx, this.store), //                                     checking_cache, downloading
+      inspectStage(ctx, this.qemuImg, this.settings.inspectTimeout), //  inspecting
+      volumeStage(ctx, this.volumes), //                                  creating_volume
+      convertStage(ctx, this.qemuImg), //                                 converting
+      finalizeStage(ctx, this.volumes), //                                finalizing
+    );
+  }
+
+  /** A prefetch only fills the cache. */
+  private prefetch(ctx: JobContext<PrefetchRequest>): Observable<JobEvent> {
+    return concat(
+      resolveStage(ctx, this.sources, this.settings.requireChecksum), // resolve
+      fetchStage(ctx, this.store), //                                     checking_cache, downloading
+      of<JobEvent>({ type: 'stage', stage: 'finalizing' }), //            finalizing
     );
   }
 
   /** After a failure or cancel: remove only what this job created, and let go of the image. */
-  async rollback(ctx: JobContext): Promise<void> {
-    if (ctx.createdVolume) await this.volumes.remove(ctx.request.volume_name);
+  async rollback(ctx: JobContext<JobRequest>): Promise<void> {
+    if (ctx.createdVolume && isProvision(ctx.request)) await this.volumes.remove(ctx.request.volume_name);
     await this.release(ctx);
   }
 
-  async release(ctx: JobContext): Promise<void> {
+  async release(ctx: JobContext<JobRequest>): Promise<void> {
     await ctx.image?.release();
   }
 }

@@ -1,0 +1,151 @@
+import { createHash, Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat, truncate } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SourceError } from '../common/errors';
+import { fsyncPath } from '../common/fsync';
+import type { ImageRef, ImageSource } from '../storage/image-source';
+
+export interface DownloadOptions {
+  source: ImageSource;
+  ref: ImageRef;
+  /** Partial file; created if missing, appended to on resume. */
+  path: string;
+  attempts: number;
+  /** Milliseconds to wait before retry n (1-based). */
+  delayBeforeRetry: (retry: number) => number;
+  signal: AbortSignal;
+  onBytes: (bytesOnDisk: number, total: number | undefined) => void;
+  onRetry?: (retry: number, error: Error, resumeAt: number) => void;
+}
+
+export interface Downloaded {
+  sha256: string;
+  bytes: number;
+  /** The etag the bytes belong to (a replaced object updates it). */
+  etag?: string;
+}
+
+/**
+ * Downloads an image into `path`, hashing the bytes as they arrive. A transient failure is retried
+ * after a delay and resumes from the bytes already on disk (the hash state is rebuilt from that
+ * partial file: it is ours, on local disk). If the object changed meanwhile (another etag, or the
+ * server sends it whole), the download restarts from zero instead of mixing versions. The file is
+ * fsynced before this resolves.
+ */
+export async function download(options: DownloadOptions): Promise<Downloaded> {
+  const { source, path, signal } = options;
+  let ref = options.ref;
+  let hash = createHash('sha256');
+  let bytes = 0;
+  let lastError: Error | undefined;
+  let restarts = 0;
+
+  for (let attempt = 1; attempt <= options.attempts; attempt++) {
+    if (attempt > 1) {
+      await sleep(options.delayBeforeRetry(attempt - 1), undefined, { signal });
+      ({ hash, bytes } = await rehash(path));
+      options.onRetry?.(attempt - 1, lastError!, bytes);
+    }
+    try {
+      const answer = await source.read(ref, bytes, signal);
+      const replaced = ref.etag !== undefined && answer.etag !== undefined && answer.etag !== ref.etag;
+      if (answer.start === 0 && bytes > 0) {
+        // The server sent the object from its start: drop what we had.
+        await truncate(path, 0);
+        ({ hash, bytes } = { hash: createHash('sha256'), bytes: 0 });
+      } else if (replaced && bytes > 0) {
+        // A range of a different version: useless. Start over from zero with the new version.
+        answer.body.destroy();
+        await truncate(path, 0);
+        ref = { ...ref, etag: answer.etag, size: undefined };
+        ({ hash, bytes } = { hash: createHash('sha256'), bytes: 0 });
+        if (++restarts > 3)
+          throw new SourceError(`${ref.url} keeps changing while it is downloaded`, { url: ref.url });
+        attempt--; // not a failure of the transfer
+        continue;
+      }
+      if (replaced) ref = { ...ref, etag: answer.etag, size: undefined };
+      bytes = await append(answer.body, path, hash, bytes, (n) => options.onBytes(n, ref.size), signal);
+      if (ref.size !== undefined && bytes < ref.size) {
+        throw new SourceError(`${ref.url} ended after ${bytes} of ${ref.size} bytes`, { url: ref.url }, true);
+      }
+      await fsyncPath(path);
+      return { sha256: hash.digest('hex'), bytes, etag: ref.etag };
+    } catch (error) {
+      if (signal.aborted) throw error;
+      const retryable = error instanceof SourceError ? error.retryable : isStreamBreak(error);
+      lastError =
+        retryable && !(error instanceof SourceError)
+          ? new SourceError(
+              `transfer of ${ref.url} broke off: ${(error as Error).message}`,
+              { url: ref.url },
+              true,
+            )
+          : (error as Error);
+      if (!retryable) throw lastError;
+    }
+  }
+  throw new SourceError(
+    `${lastError!.message} (gave up after ${options.attempts} tries; MINIO_RETRY_ATTEMPTS)`,
+    { url: ref.url, attempts: options.attempts },
+  );
+}
+
+async function append(
+  body: NodeJS.ReadableStream,
+  path: string,
+  hash: Hash,
+  start: number,
+  onBytes: (bytes: number) => void,
+  signal: AbortSignal,
+): Promise<number> {
+  let bytes = start;
+  const meter = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      onBytes(bytes);
+      done(null, chunk);
+    },
+  });
+  await pipeline(body, meter, createWriteStream(path, { flags: start === 0 ? 'w' : 'a', mode: 0o600 }), {
+    signal,
+  });
+  return bytes;
+}
+
+/** Hash state and length of a partial file, to resume after it. */
+async function rehash(path: string): Promise<{ hash: Hash; bytes: number }> {
+  const hash = createHash('sha256');
+  const size = await stat(path).then(
+    (s) => s.size,
+    () => 0,
+  );
+  if (size > 0) {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
+      hash.update(chunk as Buffer);
+  }
+  return { hash, bytes: size };
+}
+
+/** A body that stopped mid-way (connection reset, premature close) is worth a retry. */
+function isStreamBreak(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  return (
+    ['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED'].includes(code) ||
+    /aborted|socket hang up|premature close/i.test((error as Error).message ?? '')
+  );
+}
+
+/**
+ * The wait before retry n: the nth entry of the list (the last one repeats) or, for a single
+ * number, that number doubled per retry; plus up to 20 % jitter so many hosts do not retry in step.
+ */
+export function retryDelay(spec: string, retry: number, random: () => number = Math.random): number {
+  const steps = spec.split(',').map(Number);
+  const base = steps.length === 1 ? steps[0] * 2 ** (retry - 1) : steps[Math.min(retry, steps.length) - 1];
+  return Math.round(base * (1 + 0.2 * random()));
+}

@@ -1,0 +1,353 @@
+import { randomUUID } from 'node:crypto';
+import { access, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { concat, defer, finalize, from, map, mergeMap, Observable, of, ReplaySubject, share } from 'rxjs';
+import { ChecksumMismatchError, DomainError, SourceError } from '../common/errors';
+import type { JobScope } from '../common/job-scope';
+import { Settings } from '../config/settings';
+import { fsyncPath } from '../common/fsync';
+import { detectFormat, readImageHeader } from '../convert/image-format';
+import { IMAGE_SOURCES, ImageSource } from '../storage/image-source';
+import { CacheEntry, CacheRepository } from './cache.repository';
+import { download, retryDelay } from './downloader';
+import { chooseEvictions } from './eviction';
+import { FetchEvent, ImageRequest, ImageStore, LocalImage } from './image-store';
+
+export class CacheEntryNotFoundError extends DomainError {
+  readonly code = 'cache_entry_not_found';
+  readonly status = 404;
+  constructor(sha256: string) {
+    super(`no cached image with sha256 ${sha256}`);
+  }
+}
+
+export class CacheEntryInUseError extends DomainError {
+  readonly code = 'cache_entry_in_use';
+  readonly status = 409;
+  constructor(sha256: string, users: number) {
+    super(`cached image ${sha256} is being read by ${users} running job(s); delete it after they finish`);
+  }
+}
+
+/** What a finished download left: a file in the store, or (too big to keep) a file used once. */
+interface Stored {
+  path: string;
+  sha256: string;
+  size: number;
+  cached: boolean;
+}
+
+type DownloadEvent = { kind: 'progress'; bytes: number; total?: number } | { kind: 'stored'; stored: Stored };
+
+/**
+ * The content-addressed image cache: CACHE_DIR/sha256/<hex> holds each image exactly as
+ * published, downloads land in CACHE_DIR/tmp (same filesystem) and are renamed into place only
+ * after they are fsynced and verified. One download per image however many jobs want it; least
+ * recently used images are evicted beyond CACHE_MAX_BYTES / CACHE_MAX_ENTRIES, never one in use.
+ */
+@Injectable()
+export class ImageCache implements ImageStore, OnModuleInit {
+  private readonly logger = new Logger(ImageCache.name);
+  private readonly storeDir: string;
+  readonly tmpDir: string;
+  private readonly inflight = new Map<string, Observable<DownloadEvent>>();
+  /** Readers per file path (cached or used-once). */
+  private readonly readers = new Map<string, number>();
+  private readonly cleanups = new Set<Promise<unknown>>();
+  hits = 0;
+  misses = 0;
+  evictions = 0;
+
+  constructor(
+    private readonly settings: Settings,
+    private readonly repository: CacheRepository,
+    @Inject(IMAGE_SOURCES) private readonly sources: ImageSource[],
+  ) {
+    const root = resolve(settings.cacheDir);
+    this.storeDir = join(root, 'sha256');
+    this.tmpDir = join(root, 'tmp');
+  }
+
+  /** Start-up: partial downloads are removed, the index and the files are made to agree. */
+  async onModuleInit(): Promise<void> {
+    await mkdir(this.storeDir, { recursive: true, mode: 0o700 });
+    await mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
+    const partial = await readdir(this.tmpDir);
+    await Promise.all(partial.map((name) => rm(join(this.tmpDir, name), { force: true, recursive: true })));
+    if (partial.length > 0) {
+      this.logger.warn({
+        files: partial,
+        msg: `removed ${partial.length} partial download(s) left by an earlier run`,
+      });
+    }
+    const files = new Set(await readdir(this.storeDir));
+    for (const entry of this.repository.all()) {
+      if (files.delete(entry.sha256)) continue;
+      this.repository.remove(entry.sha256);
+      this.logger.warn({ sha256: entry.sha256, msg: 'cache index row had no file; removed the row' });
+    }
+    for (const stray of files) {
+      await rm(join(this.storeDir, stray), { force: true, recursive: true });
+      this.logger.warn({ file: stray, msg: 'cache file had no index row; removed the file' });
+    }
+    await this.evict();
+  }
+
+  obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent> {
+    return defer(() => {
+      const hit = this.lookup(request);
+      return hit ? this.serveHit(hit, request, job) : this.serveMiss(request, job);
+    });
+  }
+
+  list(): { entry: CacheEntry; readers: number }[] {
+    return this.repository
+      .all()
+      .map((entry) => ({ entry, readers: this.readers.get(this.pathOf(entry.sha256)) ?? 0 }));
+  }
+
+  get limits() {
+    return { maxBytes: this.settings.cacheMaxBytes, maxEntries: this.settings.cacheMaxEntries };
+  }
+
+  async remove(sha256: string): Promise<void> {
+    const entry = this.repository.get(sha256);
+    if (!entry) throw new CacheEntryNotFoundError(sha256);
+    const readers = this.readers.get(this.pathOf(sha256)) ?? 0;
+    if (readers > 0) throw new CacheEntryInUseError(sha256, readers);
+    this.repository.remove(sha256);
+    await rm(this.pathOf(sha256), { force: true });
+    this.logger.log({ sha256, size: entry.size, msg: 'cache entry deleted on request' });
+  }
+
+  private pathOf(sha256: string): string {
+    return join(this.storeDir, sha256);
+  }
+
+  private lookup({ ref, expected }: ImageRequest): CacheEntry | undefined {
+    if (expected) return this.repository.get(expected.sha256);
+    if (ref.etag && ref.size !== undefined) return this.repository.bySource(ref.url, ref.etag, ref.size);
+    return undefined;
+  }
+
+  private serveHit(entry: CacheEntry, request: ImageRequest, job: JobScope): Observable<FetchEvent> {
+    const path = this.pathOf(entry.sha256);
+    return from(
+      access(path).then(
+        () => true,
+        () => false,
+      ),
+    ).pipe(
+      mergeMap((present) => {
+        if (!present) {
+          // Removed behind our back: forget it and download again.
+          this.repository.remove(entry.sha256);
+          this.logger.warn({ sha256: entry.sha256, msg: 'cached file was missing; downloading again' });
+          return this.serveMiss(request, job);
+        }
+        this.hits++;
+        const image = this.acquire({ path, sha256: entry.sha256, size: entry.size, cached: true }, true);
+        return from<FetchEvent[]>([
+          { kind: 'checked', cacheHit: true },
+          { kind: 'ready', image },
+        ]);
+      }),
+    );
+  }
+
+  private serveMiss(request: ImageRequest, job: JobScope): Observable<FetchEvent> {
+    this.misses++;
+    const shared = this.sharedDownload(request);
+    return concat(
+      of<FetchEvent>({ kind: 'checked', cacheHit: false }),
+      new Observable<FetchEvent>((subscriber) => {
+        const subscription = shared
+          .pipe(
+            map((event): FetchEvent =>
+              event.kind === 'progress' ? event : { kind: 'ready', image: this.acquire(event.stored, false) },
+            ),
+          )
+          .subscribe(subscriber);
+        return () => {
+          subscription.unsubscribe();
+          // If this was the last job that wanted the download, its partial file is being removed.
+          job.track(Promise.allSettled([...this.cleanups]));
+        };
+      }),
+    );
+  }
+
+  /** Single flight: every job that wants the same image shares one transfer and sees its progress. */
+  private sharedDownload(request: ImageRequest): Observable<DownloadEvent> {
+    const { ref, expected } = request;
+    const key = expected
+      ? `sha256:${expected.sha256}`
+      : `source:${ref.url}|${ref.etag ?? ''}|${ref.size ?? ''}|${ref.lastModified ?? ''}`;
+    let shared = this.inflight.get(key);
+    if (!shared) {
+      shared = this.downloadOnce(request).pipe(
+        finalize(() => this.inflight.delete(key)),
+        share({
+          connector: () => new ReplaySubject<DownloadEvent>(1),
+          resetOnError: true,
+          resetOnComplete: true,
+          resetOnRefCountZero: true,
+        }),
+      );
+      this.inflight.set(key, shared);
+    }
+    return shared;
+  }
+
+  private downloadOnce({ ref, expected }: ImageRequest): Observable<DownloadEvent> {
+    return new Observable<DownloadEvent>((subscriber) => {
+      const abort = new AbortController();
+      const partial = join(this.tmpDir, `${randomUUID()}.part`);
+      const source = this.sources.find((s) => s.handles(new URL(ref.url)));
+      let settled = false;
+      const started = Date.now();
+      const work = (async () => {
+        if (!source) throw new SourceError(`no image source serves ${ref.url}`);
+        const result = await download({
+          source,
+          ref,
+          path: partial,
+          attempts: this.settings.minioRetryAttempts,
+          delayBeforeRetry: (retry) => retryDelay(this.settings.minioRetryBackoffMs, retry),
+          signal: abort.signal,
+          onBytes: (bytes, total) => subscriber.next({ kind: 'progress', bytes, total }),
+          onRetry: (retry, error, resumeAt) =>
+            this.logger.warn({
+              url: ref.url,
+              retry,
+              resume_at: resumeAt,
+              error: error.message,
+              msg: 'download retry',
+            }),
+        });
+        if (expected && result.sha256 !== expected.sha256) {
+          throw new ChecksumMismatchError(ref.url, expected.sha256, result.sha256, expected.origin);
+        }
+        const seconds = (Date.now() - started) / 1000;
+        this.logger.log({
+          url: ref.url,
+          bytes: result.bytes,
+          seconds,
+          bytes_per_second: Math.round(result.bytes / Math.max(seconds, 0.001)),
+          sha256: result.sha256,
+          verified: expected !== undefined,
+          msg: 'download done',
+        });
+        return this.place(partial, result.sha256, result.bytes, ref.url, result.etag);
+      })();
+      work.then(
+        (stored) => {
+          settled = true;
+          subscriber.next({ kind: 'stored', stored });
+          this.unpin(stored);
+          subscriber.complete();
+        },
+        async (error) => {
+          settled = true;
+          await rm(partial, { force: true });
+          subscriber.error(error);
+        },
+      );
+      return () => {
+        if (settled) return;
+        abort.abort();
+        const cleanup = work.catch(() => undefined).finally(() => rm(partial, { force: true }));
+        this.cleanups.add(cleanup);
+        void cleanup.finally(() => this.cleanups.delete(cleanup));
+      };
+    });
+  }
+
+  /**
+   * Moves a verified download into the store (or keeps it aside, used once, when it is larger
+   * than the cache may hold) and evicts what no longer fits. The new file is pinned until the
+   * jobs waiting for it have taken it.
+   */
+  private async place(
+    partial: string,
+    sha256: string,
+    size: number,
+    url: string,
+    etag?: string,
+  ): Promise<Stored> {
+    const format = detectFormat(await readImageHeader(partial));
+    if (size > this.settings.cacheMaxBytes || this.settings.cacheMaxEntries === 0) {
+      const aside = join(this.tmpDir, `${sha256}.${randomUUID()}.once`);
+      await rename(partial, aside);
+      this.logger.warn({
+        sha256,
+        size,
+        cache_max_bytes: this.settings.cacheMaxBytes,
+        msg: 'image is larger than CACHE_MAX_BYTES: used once and not cached',
+      });
+      const stored = { path: aside, sha256, size, cached: false };
+      this.pin(stored);
+      return stored;
+    }
+    const path = this.pathOf(sha256);
+    await rename(partial, path);
+    await fsyncPath(this.storeDir);
+    this.repository.add({ sha256, size, format, url, etag }, new Date().toISOString());
+    const stored = { path, sha256, size, cached: true };
+    this.pin(stored);
+    await this.evict();
+    return stored;
+  }
+
+  private pin(stored: Stored): void {
+    this.readers.set(stored.path, (this.readers.get(stored.path) ?? 0) + 1);
+  }
+
+  private unpin(stored: Stored): void {
+    const left = (this.readers.get(stored.path) ?? 1) - 1;
+    if (left > 0) {
+      this.readers.set(stored.path, left);
+      return;
+    }
+    this.readers.delete(stored.path);
+    if (!stored.cached) void rm(stored.path, { force: true });
+  }
+
+  private acquire(stored: Stored, cacheHit: boolean): LocalImage {
+    this.pin(stored);
+    if (stored.cached) this.repository.touch(stored.sha256, new Date().toISOString());
+    let released = false;
+    return {
+      path: stored.path,
+      sha256: stored.sha256,
+      sizeBytes: stored.size,
+      cacheHit,
+      release: async () => {
+        if (released) return;
+        released = true;
+        this.unpin(stored);
+      },
+    };
+  }
+
+  private async evict(): Promise<void> {
+    const entries = this.repository.all();
+    const victims = chooseEvictions(
+      entries.map((e) => ({ sha256: e.sha256, size: e.size, lastUsedAt: e.lastUsedAt })),
+      this.limits,
+      (sha256) => (this.readers.get(this.pathOf(sha256)) ?? 0) > 0,
+    );
+    for (const victim of victims) {
+      this.repository.remove(victim.sha256);
+      await rm(this.pathOf(victim.sha256), { force: true });
+      this.evictions++;
+      this.logger.log({
+        sha256: victim.sha256,
+        size: victim.size,
+        last_used_at: victim.lastUsedAt,
+        msg: 'cache eviction',
+      });
+    }
+  }
+}

@@ -1,0 +1,175 @@
+import { readFileSync } from 'node:fs';
+import { Agent as HttpsAgent } from 'node:https';
+import { Injectable, Logger } from '@nestjs/common';
+import { Client, S3Error } from 'minio';
+import { SourceError } from '../common/errors';
+import { Settings } from '../config/settings';
+import { httpGet, statusError } from './http-get';
+import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
+import { readSmallText } from './read-small';
+import { normalizeEtag, parseEndpoint, S3Endpoint, s3Location, S3Location } from './s3-location';
+
+/** Lifetime of the signed URLs the downloads use; a transfer that outlives it gets a new one on retry. */
+const PRESIGN_SECONDS = 6 * 3600;
+
+/**
+ * S3/MinIO through the minio client (SigV4): metadata with statObject, bytes through signed URLs
+ * so a download can resume with a Range request guarded by the object's etag. The client's own
+ * retries are off: the cache's downloader retries once, for every source alike.
+ */
+@Injectable()
+export class S3Source implements ImageSource {
+  private readonly logger = new Logger(S3Source.name);
+  readonly endpoint?: S3Endpoint;
+  private readonly client?: Client;
+  private readonly httpsAgent?: HttpsAgent;
+
+  constructor(settings: Settings) {
+    if (!settings.minioEndpoint) return;
+    this.endpoint = parseEndpoint(settings.minioEndpoint, settings.minioUseSsl);
+    if (this.endpoint.useSSL && (settings.minioCaFile || settings.minioInsecureSkipVerify)) {
+      this.httpsAgent = new HttpsAgent({
+        keepAlive: true,
+        ca: settings.minioCaFile ? readFileSync(settings.minioCaFile) : undefined,
+        rejectUnauthorized: !settings.minioInsecureSkipVerify,
+      });
+    }
+    if (settings.minioInsecureSkipVerify) {
+      this.logger.warn(
+        `MINIO_INSECURE_SKIP_VERIFY=true: the certificate of ${settings.minioEndpoint} is NOT verified; ` +
+          'anyone on the path can serve images. Use MINIO_CA_FILE instead.',
+      );
+    }
+    this.client = new Client({
+      endPoint: this.endpoint.host,
+      port: this.endpoint.port,
+      useSSL: this.endpoint.useSSL,
+      accessKey: settings.minioAccessKey ?? '',
+      secretKey: settings.minioSecretKey ?? '',
+      region: settings.minioRegion,
+      pathStyle: true,
+      transportAgent: this.httpsAgent,
+      retryOptions: { disableRetry: true },
+    });
+  }
+
+  get configured(): boolean {
+    return this.client !== undefined;
+  }
+
+  handles(url: URL): boolean {
+    return this.configured && s3Location(url, this.endpoint) !== undefined;
+  }
+
+  async resolve(url: URL, _signal: AbortSignal): Promise<ImageRef> {
+    const where = this.locate(url.href);
+    const stat = await this.stat(where, url.href);
+    return {
+      url: url.href,
+      size: stat.size,
+      etag: normalizeEtag(stat.etag),
+      lastModified: stat.lastModified?.toUTCString(),
+    };
+  }
+
+  async read(ref: ImageRef, offset: number, signal: AbortSignal): Promise<ImageBody> {
+    const where = this.locate(ref.url);
+    const signed = new URL(await this.client!.presignedGetObject(where.bucket, where.key, PRESIGN_SECONDS));
+    const headers: Record<string, string> = {};
+    if (offset > 0) {
+      headers.range = `bytes=${offset}-`;
+      if (ref.etag) headers['if-match'] = `"${ref.etag}"`;
+    }
+    let response = await httpGet(signed, { headers, signal, httpsAgent: this.httpsAgent });
+    if (response.status === 412) {
+      // The object changed since the first try: start again from byte 0 of the new version.
+      response.body.resume();
+      response = await httpGet(signed, { signal, httpsAgent: this.httpsAgent });
+    }
+    if (response.status !== 200 && response.status !== 206) {
+      const text = await readSmallText(response.body, SIDECAR_MAX_BYTES, ref.url).catch(() => '');
+      throw this.describe(statusError(ref.url, response.status), text);
+    }
+    return {
+      body: response.body,
+      start: response.status === 206 ? offset : 0,
+      etag: normalizeEtag(response.headers.etag),
+    };
+  }
+
+  async sidecar(ref: ImageRef, _signal: AbortSignal): Promise<string | undefined> {
+    const where = this.locate(ref.url);
+    const sidecar = { bucket: where.bucket, key: `${where.key}.sha256` };
+    try {
+      const stat = await this.client!.statObject(sidecar.bucket, sidecar.key);
+      if (stat.size > SIDECAR_MAX_BYTES) {
+        throw new SourceError(
+          `s3://${sidecar.bucket}/${sidecar.key} is ${stat.size} bytes; it is not a checksum file`,
+        );
+      }
+      const body = await this.client!.getObject(sidecar.bucket, sidecar.key);
+      return await readSmallText(body, SIDECAR_MAX_BYTES, `s3://${sidecar.bucket}/${sidecar.key}`);
+    } catch (error) {
+      if (error instanceof S3Error && ['NotFound', 'NoSuchKey'].includes(String(error.code)))
+        return undefined;
+      throw this.translate(error, `s3://${sidecar.bucket}/${sidecar.key}`);
+    }
+  }
+
+  private locate(url: string): S3Location {
+    const where = s3Location(new URL(url), this.endpoint);
+    if (!where) throw new SourceError(`${url} does not name a bucket and key on the S3 endpoint`);
+    return where;
+  }
+
+  private async stat(where: S3Location, url: string) {
+    try {
+      return await this.client!.statObject(where.bucket, where.key);
+    } catch (error) {
+      throw this.translate(error, url);
+    }
+  }
+
+  /** minio errors → SourceError with what the operator should check. */
+  private translate(error: unknown, url: string): Error {
+    if (error instanceof SourceError) return error;
+    if (error instanceof S3Error) {
+      const code = String(error.code ?? '');
+      const hints: Record<string, string> = {
+        NotFound: 'the object does not exist',
+        NoSuchKey: 'the object does not exist',
+        NoSuchBucket: 'the bucket does not exist',
+        InvalidAccessKeyId: 'the S3 endpoint does not know this access key; check MINIO_ACCESS_KEY',
+        SignatureDoesNotMatch: 'the S3 endpoint rejected the signature; check MINIO_SECRET_KEY',
+        AccessDenied: 'access denied; check the access key and the bucket policy',
+        Forbidden: 'access denied; check MINIO_ACCESS_KEY, MINIO_SECRET_KEY and the bucket policy',
+        SlowDown: 'the S3 endpoint is throttling requests',
+      };
+      const retryable = ['SlowDown', 'InternalError', 'ServiceUnavailable', 'RequestTimeout'].includes(code);
+      return new SourceError(
+        `S3 refused ${url}: ${hints[code] ?? code} (${error.message})`,
+        { url, s3_code: code },
+        retryable,
+      );
+    }
+    const errno = (error as NodeJS.ErrnoException).code;
+    if (errno) {
+      return new SourceError(
+        `cannot reach the S3 endpoint for ${url}: ${errno}`,
+        { url, error: errno },
+        true,
+      );
+    }
+    return error as Error;
+  }
+
+  private describe(error: SourceError, body: string): SourceError {
+    const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
+    if (!code) return error;
+    return new SourceError(
+      `${error.message} (S3 code ${code})`,
+      { ...error.details, s3_code: code },
+      error.retryable,
+    );
+  }
+}
