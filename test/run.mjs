@@ -1,58 +1,111 @@
 #!/usr/bin/env node
-// Runs every compiled spec (dist/src/**/*.spec.js unit specs, dist/test/**/*.spec.js real-parts
-// specs) with node:test, prints the spec reporter's output, and ends with one plain line:
-// "N passed, N failed". Exit code 1 when anything failed.
-//   node test/run.mjs [filter...]   only files whose path contains one of the filters
-//   TEST_DIST=<dir>                  compiled tree to run (default: dist)
-import { readdirSync, statSync } from 'node:fs';
+// The test command. Runs every compiled spec with node:test, prints the spec reporter's output,
+// and ends with one plain line: "N passed, N failed". Exit code 1 when anything failed.
+//
+//   node test/run.mjs                 host specs (dist/src/**/*.spec.js unit specs and
+//                                     dist/test/**/*.spec.js real-parts specs), then the LVM
+//                                     suite inside its VM (test/vm); one combined summary line
+//   node test/run.mjs <filter...>     only host spec files whose path contains a filter
+//   node test/run.mjs --vm            (inside the guest) the LVM specs, dist/test/vm/*.vmspec.js
+//   LVP_SKIP_VM=1                     leave the VM suite out (it needs qemu and ~5 minutes)
+//   TEST_DIST=<dir>                   compiled tree to run (default: dist)
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
 
 const root = new URL('..', import.meta.url).pathname;
-const filters = process.argv.slice(2);
+const dist = process.env.TEST_DIST ?? join(root, 'dist');
+const args = process.argv.slice(2);
+const inGuest = args.includes('--vm');
+const filters = args.filter((a) => !a.startsWith('--'));
 
-function find(dir) {
+function find(dir, suffix) {
   let out = [];
-  for (const name of readdirSync(dir)) {
+  let names = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) out = out.concat(find(path));
-    else if (name.endsWith('.spec.js')) out.push(path);
+    if (statSync(path).isDirectory()) out = out.concat(find(path, suffix));
+    else if (name.endsWith(suffix)) out.push(path);
   }
   return out;
 }
 
-const dist = process.env.TEST_DIST ?? join(root, 'dist');
-const files = [join(dist, 'src'), join(dist, 'test')]
-  .flatMap((dir) => {
-    try {
-      return find(dir);
-    } catch {
-      return [];
-    }
-  })
-  .filter((file) => filters.length === 0 || filters.some((f) => relative(root, file).includes(f)))
-  .sort();
-
-if (files.length === 0) {
-  console.error('no spec files found; run the build first (npm test does)');
-  process.exit(1);
+function runSpecs(files, concurrency) {
+  return new Promise((resolve) => {
+    let passed = 0;
+    let failed = 0;
+    const stream = run({ files, concurrency, timeout: 15 * 60 * 1000 });
+    stream.on('test:pass', (event) => {
+      if (event.details.type !== 'suite') passed++;
+    });
+    stream.on('test:fail', (event) => {
+      if (event.details.type !== 'suite') failed++;
+    });
+    const out = stream.compose(spec);
+    out.pipe(process.stdout, { end: false });
+    out.on('end', () => resolve({ passed, failed }));
+  });
 }
 
-let passed = 0;
-let failed = 0;
-const stream = run({ files, concurrency: 2, timeout: 10 * 60 * 1000 });
-stream.on('test:pass', (event) => {
-  if (event.details.type !== 'suite') passed++;
-});
-stream.on('test:fail', (event) => {
-  if (event.details.type !== 'suite') failed++;
-});
-stream.compose(spec).pipe(process.stdout);
-stream.on('end', () => {
-  // Let the spec reporter flush before the summary line.
-  setImmediate(() => {
-    process.stdout.write(`\n${passed} passed, ${failed} failed\n`);
-    process.exitCode = failed > 0 ? 1 : 0;
+/** Boots the LVM guest and runs `node test/run.mjs --vm` in it; reads its summary line. */
+function runVmSuite() {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [join(root, 'test/vm/suite.mjs')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TEST_DIST: dist },
+    });
+    let last = { passed: 0, failed: 1 };
+    let buffer = '';
+    child.stdout.on('data', (chunk) => {
+      process.stdout.write(chunk);
+      buffer += chunk.toString();
+      for (const match of buffer.matchAll(/^(\d+) passed, (\d+) failed$/gm)) {
+        last = { passed: Number(match[1]), failed: Number(match[2]) };
+      }
+      buffer = buffer.slice(-200);
+    });
+    child.on('exit', (code) => {
+      // A guest that died before reporting counts as one failure.
+      if (code !== 0 && last.failed === 0) last = { ...last, failed: 1 };
+      resolve(last);
+    });
   });
-});
+}
+
+let total;
+if (inGuest) {
+  const files = find(join(dist, 'test', 'vm'), '.vmspec.js').sort();
+  total = await runSpecs(files, 1);
+} else {
+  const files = [join(dist, 'src'), join(dist, 'test')]
+    .flatMap((dir) => find(dir, '.spec.js'))
+    .filter((file) => filters.length === 0 || filters.some((f) => relative(root, file).includes(f)))
+    .sort();
+  if (files.length === 0) {
+    console.error('no spec files found; run the build first (npm test does)');
+    process.exit(1);
+  }
+  total = await runSpecs(files, 2);
+  if (
+    filters.length === 0 &&
+    process.env.LVP_SKIP_VM !== '1' &&
+    !existsSync(join(root, 'test/vm/run-in-guest.mjs'))
+  ) {
+    process.stdout.write('\nNOTE: test/vm/run-in-guest.mjs is missing: the LVM suite did NOT run\n');
+  } else if (filters.length === 0 && process.env.LVP_SKIP_VM !== '1') {
+    process.stdout.write(
+      `\nhost suite: ${total.passed} passed, ${total.failed} failed\n--- LVM suite in the VM\n`,
+    );
+    const vm = await runVmSuite();
+    total = { passed: total.passed + vm.passed, failed: total.failed + vm.failed };
+  }
+}
+process.stdout.write(`\n${total.passed} passed, ${total.failed} failed\n`);
+process.exitCode = total.failed > 0 ? 1 : 0;

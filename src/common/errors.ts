@@ -166,3 +166,14 @@ export class InvalidRequestError extends DomainError {
     super(problems.map((p) => p.message).join('; '), { fields: problems });
   }
 }
+
+/** The volume group or thin pool cannot hold the volume. */
+export class InsufficientSpaceError extends JobFailure {
+  constructor(where: string, neededBytes: number, freeBytes: number) {
+    super(
+      'insufficient_space',
+      `${where} has ${freeBytes} bytes free, the volume needs ${neededBytes} bytes; free space or ask for less`,
+      { needed_bytes: neededBytes, free_bytes: freeBytes },
+    );
+  }
+}

@@ -49,6 +49,17 @@ export class Settings {
   @Matches(LVM_NAME_PATTERN, { message: 'must be a valid LVM volume group name (letters, digits, + _ . -)' })
   lvmVolumeGroup = 'data';
 
+  /** Thin pool (in LVM_VOLUME_GROUP) of the lvm-thin backend. */
+  @IsString()
+  @Matches(LVM_NAME_PATTERN, { message: 'must be a valid LVM name (letters, digits, + _ . -)' })
+  lvmThinPool = 'pool';
+
+  /** libvirt storage pool to refresh after a volume is written (virsh pool-refresh); empty = none. */
+  @IsOptional()
+  @IsString()
+  @Matches(/^[A-Za-z0-9_.:+-]{1,128}$/, { message: 'must be a libvirt pool name' })
+  libvirtPool?: string;
+
   @IsString()
   @MinLength(1)
   cacheDir = './var/cache';
@@ -168,7 +179,8 @@ export const ENV_BINDINGS: EnvBinding[] = [
   {
     key: 'volumeBackend',
     names: ['VOLUME_BACKEND'],
-    description: 'Where volumes live: `file` = VOLUME_DIR/<name>.raw (a libvirt dir pool).',
+    description:
+      'Where volumes live: `file` = VOLUME_DIR/<name>.raw (a libvirt dir pool); `lvm` = thick LVs in LVM_VOLUME_GROUP; `lvm-thin` = thin LVs in LVM_THIN_POOL.',
     allowed: VOLUME_BACKENDS.join(', '),
   },
   {
@@ -182,6 +194,20 @@ export const ENV_BINDINGS: EnvBinding[] = [
     names: ['LVM_VOLUME_GROUP'],
     description: 'Volume group of the `lvm` and `lvm-thin` backends.',
     allowed: 'an LVM VG name',
+  },
+  {
+    key: 'lvmThinPool',
+    names: ['LVM_THIN_POOL'],
+    description:
+      'Thin pool of the `lvm-thin` backend (in LVM_VOLUME_GROUP). Volumes larger than its free data space are refused.',
+    allowed: 'an LVM LV name',
+  },
+  {
+    key: 'libvirtPool',
+    names: ['LIBVIRT_POOL'],
+    description:
+      'libvirt storage pool to refresh (`virsh pool-refresh`) after a volume is created or written, so libvirt sees it at once. A failed refresh is logged, not fatal.',
+    allowed: 'a libvirt pool name',
   },
   {
     key: 'cacheDir',

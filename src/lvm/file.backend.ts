@@ -1,13 +1,11 @@
 import { constants } from 'node:fs';
 import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Injectable } from '@nestjs/common';
 import { fsyncPath } from '../common/fsync';
 import { Settings } from '../config/settings';
 import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
 
 /** Volumes as sparse raw files VOLUME_DIR/<name>.raw — exactly what a libvirt `dir` pool holds. */
-@Injectable()
 export class FileBackend implements VolumeBackend {
   readonly kind = 'file';
   private readonly dir: string;

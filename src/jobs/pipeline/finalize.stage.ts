@@ -1,11 +1,13 @@
+import type { Virsh } from '../../lvm/virsh';
 import type { VolumeBackend } from '../../lvm/volume-backend';
 import { asyncStage, JobContext } from './job-context';
 
 /** finalizing: nothing of a reused volume's old content may survive beyond the image. */
-export function finalizeStage(ctx: JobContext, volumes: VolumeBackend) {
+export function finalizeStage(ctx: JobContext, volumes: VolumeBackend, virsh: Virsh) {
   return asyncStage(ctx, async (emit) => {
     emit({ type: 'stage', stage: 'finalizing' });
     await volumes.clearTail(ctx.volume!, ctx.info!.virtualSize);
+    await virsh.refreshPool();
     emit({
       type: 'progress',
       bytesProcessed: ctx.info!.virtualSize,

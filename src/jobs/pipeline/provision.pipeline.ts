@@ -3,6 +3,7 @@ import { concat, of, type Observable } from 'rxjs';
 import { IMAGE_STORE, type ImageStore } from '../../cache/image-store';
 import { Settings } from '../../config/settings';
 import { QemuImg } from '../../convert/qemu-img';
+import { Virsh } from '../../lvm/virsh';
 import { VOLUME_BACKEND, type VolumeBackend } from '../../lvm/volume-backend';
 import { IMAGE_SOURCES, type ImageSource } from '../../storage/image-source';
 import type { JobEvent } from '../job-event';
@@ -27,6 +28,7 @@ export class ProvisionPipeline {
     @Inject(IMAGE_SOURCES) private readonly sources: ImageSource[],
     @Inject(IMAGE_STORE) private readonly store: ImageStore,
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
+    private readonly virsh: Virsh,
   ) {}
 
   run(ctx: JobContext<JobRequest>): Observable<JobEvent> {
@@ -43,7 +45,7 @@ export class ProvisionPipeline {
       inspectStage(ctx, this.qemuImg, this.settings.inspectTimeout), //  inspecting
       volumeStage(ctx, this.volumes), //                                  creating_volume
       convertStage(ctx, this.qemuImg), //                                 converting
-      finalizeStage(ctx, this.volumes), //                                finalizing
+      finalizeStage(ctx, this.volumes, this.virsh), //                                finalizing
     );
   }
 

@@ -1,0 +1,114 @@
+import { Injectable } from '@nestjs/common';
+import { commandError, run } from '../common/exec';
+
+/** One LV as `lvs` reports it. */
+export interface LvInfo {
+  name: string;
+  sizeBytes: number;
+  /** lv_attr, e.g. `-wi-ao----`: [0] type (V = thin volume, t = thin pool), [5] 'o' = open. */
+  attr: string;
+  tags: string[];
+  path: string;
+  /** Thin pools and thin LVs: share of data blocks in use, 0-100. */
+  dataPercent?: number;
+}
+
+export interface VgInfo {
+  name: string;
+  sizeBytes: number;
+  freeBytes: number;
+}
+
+const LV_FIELDS = 'lv_name,lv_size,lv_attr,lv_tags,lv_path,data_percent';
+
+/**
+ * Adapter over the lvm2 tools (lvs, vgs, lvcreate, lvremove). Argument arrays only; sizes in
+ * bytes; JSON reports. A failing command becomes a domain error carrying its stderr.
+ */
+@Injectable()
+export class LvmCli {
+  async vg(vg: string): Promise<VgInfo | undefined> {
+    const report = await this.report('vgs', ['-o', 'vg_name,vg_size,vg_free', vg], 'vg', true);
+    const row = report[0];
+    if (!row) return undefined;
+    return { name: row.vg_name, sizeBytes: Number(row.vg_size), freeBytes: Number(row.vg_free) };
+  }
+
+  async lvs(vg: string): Promise<LvInfo[]> {
+    const rows = await this.report('lvs', ['-o', LV_FIELDS, vg], 'lv');
+    return rows.map((row) => ({
+      name: row.lv_name,
+      sizeBytes: Number(row.lv_size),
+      attr: row.lv_attr,
+      tags: row.lv_tags ? row.lv_tags.split(',') : [],
+      path: row.lv_path,
+      dataPercent:
+        row.data_percent === '' || row.data_percent === undefined ? undefined : Number(row.data_percent),
+    }));
+  }
+
+  async createThick(vg: string, name: string, sizeBytes: number, tag: string): Promise<void> {
+    await this.exec('lvcreate', [
+      '--yes',
+      '--wipesignatures',
+      'y',
+      '--addtag',
+      tag,
+      '-L',
+      `${sizeBytes}b`,
+      '-n',
+      name,
+      vg,
+    ]);
+  }
+
+  async createThin(vg: string, pool: string, name: string, sizeBytes: number, tag: string): Promise<void> {
+    await this.exec('lvcreate', [
+      '--yes',
+      '--wipesignatures',
+      'y',
+      '--addtag',
+      tag,
+      '-V',
+      `${sizeBytes}b`,
+      '--thinpool',
+      `${vg}/${pool}`,
+      '-n',
+      name,
+    ]);
+  }
+
+  async remove(vg: string, name: string): Promise<void> {
+    await this.exec('lvremove', ['--yes', `${vg}/${name}`]);
+  }
+
+  private async exec(program: string, args: string[]): Promise<string> {
+    try {
+      const { stdout } = await run(program, args, { timeoutMs: 120_000 });
+      return stdout;
+    } catch (error) {
+      throw commandError(program, error);
+    }
+  }
+
+  /** Runs an lvm reporting command with JSON output and returns the rows of `section`. */
+  private async report(
+    program: string,
+    args: string[],
+    section: 'lv' | 'vg',
+    missingIsEmpty = false,
+  ): Promise<Record<string, string>[]> {
+    let stdout: string;
+    try {
+      ({ stdout } = await run(program, ['--reportformat', 'json', '--units', 'b', '--nosuffix', ...args], {
+        timeoutMs: 60_000,
+      }));
+    } catch (error) {
+      const stderr = String((error as { stderr?: string }).stderr ?? '');
+      if (missingIsEmpty && /not found|Cannot process volume group/i.test(stderr)) return [];
+      throw commandError(program, error);
+    }
+    const parsed = JSON.parse(stdout) as { report: Record<string, Record<string, string>[]>[] };
+    return parsed.report.flatMap((part) => part[section] ?? []);
+  }
+}

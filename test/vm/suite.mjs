@@ -1,0 +1,22 @@
+#!/usr/bin/env node
+// The LVM suite: builds its images on the host (fast, and the guest has no mkfs), then boots the
+// guest once and runs every dist/test/vm/*.vmspec.js inside it. Prints the guest's output, whose
+// last line is "N passed, N failed"; exits with the guest's exit code.
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { join, relative } from 'node:path';
+
+const root = new URL('../..', import.meta.url).pathname;
+const dist = process.env.TEST_DIST ?? join(root, 'dist');
+createRequire(import.meta.url)(join(dist, 'test', 'fixtures', 'images.js')).buildVmFixtures();
+
+const guest = spawnSync(
+  process.execPath,
+  [
+    join(root, 'test/vm/run-in-guest.mjs'),
+    '--',
+    `TEST_DIST=${relative(root, dist) || 'dist'} node test/run.mjs --vm`,
+  ],
+  { stdio: 'inherit', cwd: root },
+);
+process.exit(guest.status ?? 1);
