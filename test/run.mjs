@@ -23,7 +23,7 @@ const filters = args.filter((a) => !a.startsWith('--'));
 
 function find(dir, suffix) {
   let out = [];
-  let names = [];
+  let names;
   try {
     names = readdirSync(dir);
   } catch {
