@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
+import { ConvertModule } from '../convert/convert.module';
 import { StorageModule } from '../storage/storage.module';
 import { CacheRepository } from './cache.repository';
 import { ImageCache } from './image-cache.service';
 import { IMAGE_STORE } from './image-store';
 
 @Module({
-  imports: [StorageModule],
+  imports: [StorageModule, ConvertModule],
   providers: [CacheRepository, ImageCache, { provide: IMAGE_STORE, useExisting: ImageCache }],
   exports: [IMAGE_STORE, ImageCache],
 })

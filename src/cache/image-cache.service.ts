@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { access, mkdir, readdir, rename, rm } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { concat, defer, finalize, from, map, mergeMap, Observable, of, ReplaySubject, share } from 'rxjs';
 import { ChecksumMismatchError, DomainError, SourceError } from '../common/errors';
 import type { JobScope } from '../common/job-scope';
 import { Settings } from '../config/settings';
 import { fsyncPath } from '../common/fsync';
+import { Decompressor, Wrapper } from '../convert/decompressor';
 import { detectFormat, readImageHeader } from '../convert/image-format';
 import { IMAGE_SOURCES, ImageSource } from '../storage/image-source';
 import { CacheEntry, CacheRepository } from './cache.repository';
@@ -55,6 +56,7 @@ export class ImageCache implements ImageStore, OnModuleInit {
   /** Readers per file path (cached or used-once). */
   private readonly readers = new Map<string, number>();
   private readonly cleanups = new Set<Promise<unknown>>();
+  private readonly unpacking = new Map<string, Promise<string>>();
   hits = 0;
   misses = 0;
   evictions = 0;
@@ -63,6 +65,7 @@ export class ImageCache implements ImageStore, OnModuleInit {
     private readonly settings: Settings,
     private readonly repository: CacheRepository,
     @Inject(IMAGE_SOURCES) private readonly sources: ImageSource[],
+    private readonly decompressor: Decompressor,
   ) {
     const root = resolve(settings.cacheDir);
     this.storeDir = join(root, 'sha256');
@@ -83,6 +86,7 @@ export class ImageCache implements ImageStore, OnModuleInit {
     }
     const files = new Set(await readdir(this.storeDir));
     for (const entry of this.repository.all()) {
+      files.delete(`${entry.sha256}.unpacked`);
       if (files.delete(entry.sha256)) continue;
       this.repository.remove(entry.sha256);
       this.logger.warn({ sha256: entry.sha256, msg: 'cache index row had no file; removed the row' });
@@ -101,6 +105,52 @@ export class ImageCache implements ImageStore, OnModuleInit {
     });
   }
 
+  /**
+   * The unpacked form of a compressed image (gz, xz, zst, bz2), made once and kept next to its
+   * digest (`<hex>.unpacked`, sparse) so later provisions skip the decompression. Two jobs that
+   * need it at once share one decompression.
+   */
+  async unpacked(
+    image: LocalImage,
+    wrapper: Wrapper,
+    maxBytes: number,
+    job: JobScope,
+    signal: AbortSignal,
+  ): Promise<string> {
+    const target = `${image.path}.unpacked`;
+    if (
+      await access(target).then(
+        () => true,
+        () => false,
+      )
+    )
+      return target;
+    let running = this.unpacking.get(target);
+    if (!running) {
+      const partial = join(this.tmpDir, `${image.sha256}.${randomUUID()}.unpacking`);
+      running = this.decompressor
+        .unpack(wrapper, image.path, partial, maxBytes, signal, (exited) => job.track(exited))
+        .then(async (bytes) => {
+          await rename(partial, target);
+          await fsyncPath(dirname(target));
+          this.logger.log({
+            sha256: image.sha256,
+            wrapper,
+            bytes,
+            msg: 'unpacked compressed image into the cache',
+          });
+          return target;
+        })
+        .catch(async (error) => {
+          await rm(partial, { force: true });
+          throw error;
+        })
+        .finally(() => this.unpacking.delete(target));
+      this.unpacking.set(target, running);
+    }
+    return running;
+  }
+
   list(): { entry: CacheEntry; readers: number }[] {
     return this.repository
       .all()
@@ -117,12 +167,18 @@ export class ImageCache implements ImageStore, OnModuleInit {
     const readers = this.readers.get(this.pathOf(sha256)) ?? 0;
     if (readers > 0) throw new CacheEntryInUseError(sha256, readers);
     this.repository.remove(sha256);
-    await rm(this.pathOf(sha256), { force: true });
+    await this.removeFiles(sha256);
     this.logger.log({ sha256, size: entry.size, msg: 'cache entry deleted on request' });
   }
 
   private pathOf(sha256: string): string {
     return join(this.storeDir, sha256);
+  }
+
+  /** An entry's file and its unpacked form, if any. */
+  private async removeFiles(sha256: string): Promise<void> {
+    await rm(this.pathOf(sha256), { force: true });
+    await rm(`${this.pathOf(sha256)}.unpacked`, { force: true });
   }
 
   private lookup({ ref, expected }: ImageRequest): CacheEntry | undefined {
@@ -311,7 +367,10 @@ export class ImageCache implements ImageStore, OnModuleInit {
       return;
     }
     this.readers.delete(stored.path);
-    if (!stored.cached) void rm(stored.path, { force: true });
+    if (!stored.cached) {
+      void rm(stored.path, { force: true });
+      void rm(`${stored.path}.unpacked`, { force: true });
+    }
   }
 
   private acquire(stored: Stored, cacheHit: boolean): LocalImage {
@@ -340,7 +399,7 @@ export class ImageCache implements ImageStore, OnModuleInit {
     );
     for (const victim of victims) {
       this.repository.remove(victim.sha256);
-      await rm(this.pathOf(victim.sha256), { force: true });
+      await this.removeFiles(victim.sha256);
       this.evictions++;
       this.logger.log({
         sha256: victim.sha256,

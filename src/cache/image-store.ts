@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import type { JobScope } from '../common/job-scope';
+import type { Wrapper } from '../convert/decompressor';
 import type { ImageRef } from '../storage/image-source';
 
 /** The sha256 an image must have, and who said so (for the error message). */
@@ -35,6 +36,14 @@ export type FetchEvent =
  */
 export interface ImageStore {
   obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent>;
+  /** Path of the decompressed form of a compressed image, made once and kept with it. */
+  unpacked(
+    image: LocalImage,
+    wrapper: Wrapper,
+    maxBytes: number,
+    job: JobScope,
+    signal: AbortSignal,
+  ): Promise<string>;
 }
 
 export const IMAGE_STORE = Symbol('ImageStore');

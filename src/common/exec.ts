@@ -10,6 +10,14 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Wall-clock limit in ms. */
   timeoutMs?: number;
+  /** Kernel limits for programs that parse untrusted input (applied with prlimit). */
+  limits?: { cpuSeconds: number; addressSpaceBytes: number };
+  /**
+   * Receives stdout chunk by chunk, with backpressure (the program waits while this runs); the
+   * output is not collected. (Iterating execa's stdout stream instead loses chunks whenever the
+   * consumer awaits: measured here with xz -dc, 3-10 % of 64 MiB gone.)
+   */
+  onStdout?: (chunk: Uint8Array) => Promise<void>;
 }
 
 export function run(file: string, args: readonly string[], options: RunOptions = {}) {
@@ -20,10 +28,30 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     stdin: 'ignore',
     env: { LC_ALL: 'C' },
     maxBuffer: 16 * 1024 * 1024,
+    buffer: { stdout: !options.onStdout, stderr: true },
+    stdout: options.onStdout ? { transform: sinkInto(options.onStdout), binary: true } : 'pipe',
   } satisfies Options;
   // setpriv --pdeathsig: the kernel kills the program if the daemon dies (kill -9, OOM), so no
   // qemu-img goes on writing into a volume that the restarted daemon is about to remove.
-  return execa('setpriv', ['--pdeathsig', 'KILL', '--', file, ...args], execaOptions);
+  // prlimit: CPU seconds and address space, as OpenStack bounds qemu-img on untrusted images.
+  const limit = options.limits
+    ? // Soft CPU limit first (SIGXCPU names the cause); the hard limit a little later is SIGKILL.
+      [
+        'prlimit',
+        `--cpu=${options.limits.cpuSeconds}:${options.limits.cpuSeconds + 5}`,
+        `--as=${options.limits.addressSpaceBytes}`,
+        '--',
+      ]
+    : [];
+  return execa('setpriv', ['--pdeathsig', 'KILL', '--', ...limit, file, ...args], execaOptions);
+}
+
+function sinkInto(consume: (chunk: Uint8Array) => Promise<void>) {
+  // binary: true makes execa hand over Uint8Array chunks. Yielding nothing keeps nothing.
+  // eslint-disable-next-line require-yield
+  return async function* (chunk: unknown): AsyncGenerator<never> {
+    await consume(chunk as Uint8Array);
+  };
 }
 
 export type RunningCommand = ResultPromise<{ stdin: 'ignore' }>;
@@ -40,6 +68,7 @@ export function commandError(label: string, error: unknown): Error {
   let reason: string;
   if (error.isCanceled) reason = 'was stopped because the job was cancelled';
   else if (error.timedOut) reason = `did not finish in time and was killed`;
+  else if (error.signal === 'SIGXCPU') reason = 'used more CPU time than allowed and was killed (SIGXCPU)';
   else if (error.signal) reason = `was killed by signal ${error.signal}`;
   else if (error.exitCode !== undefined) reason = `exited with code ${error.exitCode}`;
   else reason = `could not be started (${error.shortMessage})`;

@@ -96,6 +96,16 @@ export class Settings {
   @Min(1)
   inspectTimeout = 60;
 
+  /** CPU seconds qemu-img may use on an untrusted image (prlimit --cpu). */
+  @IsInt()
+  @Min(1)
+  inspectCpuSeconds = 30;
+
+  /** Address space qemu-img may use on an untrusted image (prlimit --as). */
+  @IsInt()
+  @Min(64 * 1024 * 1024)
+  inspectMemoryBytes = 1024 * 1024 * 1024;
+
   @IsOptional()
   @IsString()
   @MaxLength(2048)
@@ -251,6 +261,20 @@ export const ENV_BINDINGS: EnvBinding[] = [
     names: ['INSPECT_TIMEOUT'],
     description: 'Seconds `qemu-img info` may take on an image before the job fails.',
     allowed: 'a positive integer',
+  },
+  {
+    key: 'inspectCpuSeconds',
+    names: ['INSPECT_CPU_SECONDS'],
+    description:
+      'CPU seconds `qemu-img info`/`check` may use on an untrusted image before the kernel stops it.',
+    allowed: 'a positive integer',
+  },
+  {
+    key: 'inspectMemoryBytes',
+    names: ['INSPECT_MEMORY_BYTES'],
+    description:
+      'Address space `qemu-img info`/`check` may use on an untrusted image (K/M/G suffixes allowed).',
+    allowed: 'bytes, at least 64M',
   },
   {
     key: 'minioEndpoint',

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
+import { Decompressor } from './decompressor';
 import { QemuImg } from './qemu-img';
 
-@Module({ providers: [QemuImg], exports: [QemuImg] })
+@Module({ providers: [QemuImg, Decompressor], exports: [QemuImg, Decompressor] })
 export class ConvertModule {}

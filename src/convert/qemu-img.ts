@@ -9,8 +9,24 @@ export interface ImageInfo {
   virtualSize: number;
   actualSize?: number;
   backingFilename?: string;
+  backingFormat?: string;
   dataFile?: string;
   corrupt?: boolean;
+  /** vmdk: the files its extents name. */
+  vmdkExtents?: string[];
+}
+
+/** How qemu-img may run on an untrusted image: wall clock, CPU seconds, address space. */
+export interface InspectLimits {
+  signal?: AbortSignal;
+  timeoutMs: number;
+  limits: { cpuSeconds: number; addressSpaceBytes: number };
+}
+
+export interface CheckResult {
+  ok: boolean;
+  /** qemu-img's own words, for the refusal message. */
+  finding: string;
 }
 
 export interface ConvertOptions {
@@ -26,27 +42,56 @@ export interface ConvertOptions {
 /** Adapter over the qemu-img program. */
 @Injectable()
 export class QemuImg {
-  async info(
-    path: string,
-    format: string,
-    options: { signal?: AbortSignal; timeoutMs: number },
-  ): Promise<ImageInfo> {
+  async info(path: string, format: string, options: InspectLimits): Promise<ImageInfo> {
     // -f pins the format: qemu-img never probes, so a raw image cannot be read as something else.
     const args = ['info', '--output=json', '-f', format, path];
     try {
       const { stdout } = await run('qemu-img', args, options);
       const json = JSON.parse(stdout) as Record<string, unknown>;
       const specific = (json['format-specific'] as { data?: Record<string, unknown> } | undefined)?.data;
+      const extents = specific?.extents as { filename?: string }[] | undefined;
       return {
         format: String(json.format),
         virtualSize: Number(json['virtual-size']),
         actualSize: json['actual-size'] === undefined ? undefined : Number(json['actual-size']),
         backingFilename: (json['backing-filename'] ?? json['full-backing-filename']) as string | undefined,
+        backingFormat: json['backing-filename-format'] as string | undefined,
         dataFile: specific?.['data-file'] as string | undefined,
         corrupt: specific?.corrupt as boolean | undefined,
+        vmdkExtents: extents?.map((e) => String(e.filename)),
       };
     } catch (error) {
       throw commandError('qemu-img info', error);
+    }
+  }
+
+  /** qemu-img check: refuses corruption (leaked clusters waste space but read correctly). */
+  async check(path: string, format: string, options: InspectLimits): Promise<CheckResult> {
+    const args = ['check', '--output=json', '-f', format, path];
+    try {
+      await run('qemu-img', args, options);
+      return { ok: true, finding: '' };
+    } catch (error) {
+      const failed = error as { exitCode?: number; stdout?: string; stderr?: string; signal?: string };
+      if (failed.exitCode === 3) return { ok: true, finding: '' };
+      if (failed.exitCode === 2 || failed.exitCode === 1) {
+        // The ERROR lines say what is wrong; leaked clusters are noise next to them.
+        const lines = String(failed.stderr ?? '')
+          .trim()
+          .split('\n');
+        const errors = lines.filter((line) => /error|corrupt/i.test(line));
+        const stderr = (errors.length > 0 ? errors : lines).slice(0, 3).join(' | ');
+        let finding = stderr;
+        try {
+          const report = JSON.parse(String(failed.stdout)) as Record<string, number>;
+          finding = `${report.corruptions ?? 0} corruption(s), ${report['check-errors'] ?? 0} check error(s)`;
+          if (stderr) finding += `: ${stderr}`;
+        } catch {
+          // not JSON: stderr says it
+        }
+        return { ok: false, finding };
+      }
+      throw commandError('qemu-img check', error);
     }
   }
 

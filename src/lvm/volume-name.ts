@@ -13,6 +13,9 @@ export function volumeNameProblem(name: string): string | undefined {
     '_cdata',
     '_cmeta',
     '_corig',
+    '_cpool',
+    '_cvol',
+    '_iorig',
     '_mlog',
     '_mimage',
     '_pmspare',
@@ -22,6 +25,7 @@ export function volumeNameProblem(name: string): string | undefined {
     '_tmeta',
     '_vorigin',
     '_vdata',
+    '_wcorig',
   ];
   const part = reserved.find((r) => name.includes(r));
   if (part) return `must not contain '${part}' (reserved by LVM)`;

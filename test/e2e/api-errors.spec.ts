@@ -65,7 +65,12 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     ['a fractional size', { volume_size_gb: 1.5 }, 'volume_size_gb', /positive integer/],
     ['a size given as text', { volume_size_gb: '10' }, 'volume_size_gb', /positive integer/],
     ['an absurd size', { volume_size_gb: 10_000_000 }, 'volume_size_gb', /must not exceed/],
-    ['an unsupported image_type', { image_type: 'vmdk' }, 'image_type', /one of: qcow2, raw/],
+    [
+      'an unsupported image_type',
+      { image_type: 'iso' },
+      'image_type',
+      /one of: qcow2, raw, vmdk, vhdx, vpc, vdi, auto/,
+    ],
     ['an unknown field', { colour: 'blue' }, 'colour', /unknown field "colour"/],
     ['a missing field', { volume_name: undefined }, 'volume_name', /volume_name/],
   ];

@@ -120,7 +120,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
     await reachStage(body.job_id, 'converting');
     const volume = join(volumes, 'vm-cancel-new.raw');
     assert.ok(existsSync(volume));
-    assert.ok(processesMentioning(volume).length > 0, 'qemu-img should be running');
+    await waitFor('qemu-img to be running', () => processesMentioning(volume).length > 0, 10_000);
 
     const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
     assert.equal(cancelled.status, 200);

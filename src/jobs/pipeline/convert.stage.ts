@@ -10,8 +10,8 @@ export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobE
     defer(() => {
       const virtualSize = ctx.info!.virtualSize;
       return qemuImg
-        .convert(ctx.image!.path, ctx.volume!.path, {
-          sourceFormat: ctx.request.image_type,
+        .convert(ctx.readPath!, ctx.volume!.path, {
+          sourceFormat: ctx.format!,
           targetCache: ctx.volume!.cacheMode,
           targetIsZero: ctx.volume!.readsAsZeros,
           track: (exited) => ctx.track(exited),

@@ -14,7 +14,11 @@ export interface JobContext<R extends JobRequest = ProvisionRequest> extends Job
   /** The sha256 the image must have, when the request or a sidecar says. */
   expected?: ExpectedChecksum;
   image?: LocalImage;
+  /** The file qemu-img reads: the image itself, or its unpacked form when it came compressed. */
+  readPath?: string;
   info?: ImageInfo;
+  /** The format qemu-img reads the image as: the one its header shows (checked against image_type). */
+  format?: string;
   volume?: WritableVolume;
   /** True from just before this job creates its volume; only then may rollback remove it. */
   createdVolume: boolean;

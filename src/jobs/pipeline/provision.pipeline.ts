@@ -42,7 +42,11 @@ export class ProvisionPipeline {
     return concat(
       resolveStage(ctx, this.sources, this.settings.requireChecksum), // resolve
       fetchStage(ctx, this.store), //                                     checking_cache, downloading
-      inspectStage(ctx, this.qemuImg, this.settings.inspectTimeout), //  inspecting
+      inspectStage(ctx, this.qemuImg, this.store, {
+        timeoutSeconds: this.settings.inspectTimeout,
+        cpuSeconds: this.settings.inspectCpuSeconds,
+        addressSpaceBytes: this.settings.inspectMemoryBytes,
+      }), //  inspecting
       volumeStage(ctx, this.volumes), //                                  creating_volume
       convertStage(ctx, this.qemuImg), //                                 converting
       finalizeStage(ctx, this.volumes, this.virsh), //                                finalizing
