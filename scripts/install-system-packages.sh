@@ -2,9 +2,11 @@
 # Debian packages the daemon and its tests need. Run as root; safe to run again.
 #   qemu-utils     qemu-img / qemu-io: the converter, and the tests' image builder
 #   chromium       the headless browser that opens Swagger UI in the tests
-#   util-linux     setpriv (children die with the daemon), losetup
+#   util-linux     setpriv (children die with the daemon), prlimit (limits on qemu-img), blkdiscard
+#   gzip xz-utils zstd bzip2   unpack compressed images
+#   e2fsprogs      mkfs.ext4 for the LVM suite's filesystem image
 set -euo pipefail
-packages=(qemu-utils chromium util-linux curl ca-certificates)
+packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
