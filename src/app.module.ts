@@ -1,5 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
+import { AuthModule } from './auth/auth.module';
 import { DatabaseModule } from './common/database.module';
 import { loggerOptions } from './common/logging';
 import { ConfigModule } from './config/config.module';
@@ -15,6 +16,7 @@ export class AppModule {
       imports: [
         ConfigModule.forSettings(settings),
         LoggerModule.forRoot(loggerOptions(settings)),
+        AuthModule,
         DatabaseModule,
         JobsModule,
         HealthModule,

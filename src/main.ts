@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { AddressInfo } from 'node:net';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { auditLine } from './auth/audit';
+import { AuthGuard } from './auth/auth.guard';
 import { AllExceptionsFilter, toErrorBody } from './common/all-exceptions.filter';
 import { validationPipe } from './common/validation';
 import { ConfigError, loadSettings } from './config/load-settings';
@@ -26,8 +32,29 @@ function requestId(req: IncomingMessage): string {
   return id;
 }
 
+/** TLS material from the files the settings name (read again on SIGHUP). */
+function tlsMaterial(settings: Settings) {
+  if (!settings.tlsCertFile || !settings.tlsKeyFile) return undefined;
+  return {
+    cert: readFileSync(settings.tlsCertFile),
+    key: readFileSync(settings.tlsKeyFile),
+    ca: settings.clientCaCert ? readFileSync(settings.clientCaCert) : undefined,
+  };
+}
+
 async function bootstrap(settings: Settings): Promise<void> {
-  const adapter = new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES, genReqId: requestId, logger: false });
+  const tls = tlsMaterial(settings);
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT_BYTES,
+    genReqId: requestId,
+    logger: false,
+    // mTLS: certificates are requested and checked against CLIENT_CA_CERT (never a public CA
+    // bundle); an unverified or missing one does not end the handshake, so token clients get in,
+    // but it authenticates nothing (see AuthGuard).
+    https: tls
+      ? { ...tls, minVersion: 'TLSv1.2', requestCert: Boolean(tls.ca), rejectUnauthorized: false }
+      : undefined,
+  });
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forSettings(settings), adapter, {
     bufferLogs: true,
     // Let start-up errors reach the one-line message below instead of Nest's own exit.
@@ -37,10 +64,17 @@ async function bootstrap(settings: Settings): Promise<void> {
   app.useLogger(logger);
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new AllExceptionsFilter());
+  const auth = app.get(AuthGuard);
+  if (settings.authDisabled) {
+    logger.warn(
+      'AUTH_DISABLED=true: the API accepts requests from anyone who can reach it. Do not run like this outside a lab.',
+    );
+  } else if (!auth.enforcing) {
+    logger.warn(`no authentication configured: listening on loopback only (${settings.host})`);
+  }
+
   const fastify = app.getHttpAdapter().getInstance();
-  fastify.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-  });
+  fastify.addHook('onRequest', (request, reply) => auth.check(request, reply));
   // The API speaks JSON only; a form-encoded or text body is refused (415), not half-understood.
   fastify.addHook('onRequest', async (request, reply) => {
     const type = request.headers['content-type'];
@@ -52,24 +86,67 @@ async function bootstrap(settings: Settings): Promise<void> {
       await reply.code(415).header('x-request-id', request.id).send(body.body);
     }
   });
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    reply.header('x-request-id', request.id);
+    const audit = auditLine(request, reply, payload);
+    if (audit) logger.log(audit);
+    return payload;
+  });
+  await app.register(helmet, {
+    // The API serves JSON; Swagger UI needs its inline script, so no CSP (the other headers stay).
+    contentSecurityPolicy: false,
+  });
+  await app.register(rateLimit, {
+    max: settings.rateLimitPerMinute,
+    timeWindow: 60_000,
+    hook: 'preHandler',
+    allowList: (request) => request.method !== 'POST',
+    keyGenerator: (request) => request.principal?.name ?? request.ip,
+    errorResponseBuilder: (request, context) => ({
+      statusCode: 429,
+      code: 'rate_limited',
+      message: `more than ${context.max} POST requests per minute from ${request.principal?.name ?? request.ip}; retry in ${Math.ceil(context.ttl / 1000)} s`,
+      request_id: request.id,
+    }),
+  });
 
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('libvirt-volume-provisioner')
-      .setDescription('Fills libvirt VM volumes with verified images, with progress all the way.')
-      .setVersion(process.env.npm_package_version ?? '0.1.0')
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json' });
+  if (settings.docsEnabled) {
+    const document = SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('libvirt-volume-provisioner')
+        .setDescription('Fills libvirt VM volumes with verified images, with progress all the way.')
+        .setVersion(process.env.npm_package_version ?? '0.1.0')
+        .addBearerAuth()
+        .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Token' }, 'X-API-Token')
+        .build(),
+    );
+    SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json' });
+  }
 
   app.enableShutdownHooks();
   await app.listen({ port: settings.port, host: settings.host });
+
+  // SIGHUP: tokens and certificates are read again; the daemon and its jobs go on.
+  process.on('SIGHUP', () => {
+    try {
+      auth.reload();
+      const material = tlsMaterial(settings);
+      if (material) (app.getHttpServer() as HttpsServer).setSecureContext({ ...material });
+      logger.log('SIGHUP: reloaded API tokens and TLS material');
+    } catch (error) {
+      logger.error({
+        error: (error as Error).message,
+        msg: 'SIGHUP reload failed; keeping the previous tokens and certificates',
+      });
+    }
+  });
   const address = app.getHttpServer().address() as AddressInfo;
+  const scheme = tls ? 'https' : 'http';
   logger.log({
     host: address.address,
     port: address.port,
-    msg: `listening on http://${address.address}:${address.port}`,
+    msg: `listening on ${scheme}://${address.address}:${address.port}`,
   });
 }
 

@@ -8,7 +8,7 @@ import type { JobScope } from '../common/job-scope';
 import { Settings } from '../config/settings';
 import { fsyncPath } from '../common/fsync';
 import { Decompressor, Wrapper } from '../convert/decompressor';
-import { detectFormat, readImageHeader } from '../convert/image-format';
+import { detectFormat, readImageEnds } from '../convert/image-format';
 import { IMAGE_SOURCES, ImageSource } from '../storage/image-source';
 import { CacheEntry, CacheRepository } from './cache.repository';
 import { download, retryDelay } from './downloader';
@@ -332,7 +332,8 @@ export class ImageCache implements ImageStore, OnModuleInit {
     url: string,
     etag?: string,
   ): Promise<Stored> {
-    const format = detectFormat(await readImageHeader(partial));
+    const { header, footer } = await readImageEnds(partial);
+    const format = detectFormat(header, footer);
     if (size > this.settings.cacheMaxBytes || this.settings.cacheMaxEntries === 0) {
       const aside = join(this.tmpDir, `${sha256}.${randomUUID()}.once`);
       await rename(partial, aside);

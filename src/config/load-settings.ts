@@ -46,6 +46,7 @@ export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   );
   problems.push(...errors.map((e) => describe(e, source)));
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
+  checkCombination(settings);
   return settings;
 }
 
@@ -103,4 +104,28 @@ export function parseNumber(text: string): number | undefined {
   const match = /^(-?\d+)\s*([KMGT]?)(?:i?B)?$/i.exec(text);
   if (!match) return undefined;
   return Number(match[1]) * SIZE_SUFFIX[match[2].toUpperCase()];
+}
+
+/** Loopback addresses and names: an API bound only there is reachable from this host alone. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Settings that are each valid but do not make sense together. */
+function checkCombination(settings: Settings): void {
+  if ((settings.tlsCertFile === undefined) !== (settings.tlsKeyFile === undefined)) {
+    throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve HTTPS, or neither');
+  }
+  if (settings.clientCaCert && !settings.tlsCertFile) {
+    throw new ConfigError('CLIENT_CA_CERT (mTLS) needs HTTPS: set TLS_CERT_FILE and TLS_KEY_FILE too');
+  }
+  const anyAuth = settings.apiTokensFile !== undefined || settings.clientCaCert !== undefined;
+  if (!anyAuth && !settings.authDisabled && !isLoopbackHost(settings.host)) {
+    throw new ConfigError(
+      `HOST=${settings.host} would let anyone who can reach this host overwrite VM disks: no authentication is configured.\n` +
+        'Configure API tokens (API_TOKENS_FILE, a mode-0600 file of name:token lines) and/or mTLS ' +
+        '(TLS_CERT_FILE + TLS_KEY_FILE + CLIENT_CA_CERT), or keep HOST=127.0.0.1. ' +
+        'AUTH_DISABLED=true runs without authentication anyway (isolated labs only).',
+    );
+  }
 }

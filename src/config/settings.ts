@@ -157,6 +157,55 @@ export class Settings {
   @IsInt()
   @Min(0)
   cacheMaxEntries = 50;
+
+  /** PEM certificate (chain) for HTTPS; with TLS_KEY_FILE turns TLS on. */
+  @IsOptional()
+  @IsString()
+  tlsCertFile?: string;
+
+  @IsOptional()
+  @IsString()
+  tlsKeyFile?: string;
+
+  /** PEM CA bundle whose client certificates authenticate a request (mTLS). */
+  @IsOptional()
+  @IsString()
+  clientCaCert?: string;
+
+  /** Comma list of client certificate CNs or SAN DNS/URI names allowed; empty = any from the CA. */
+  @IsOptional()
+  @IsString()
+  allowedClientSubjects?: string;
+
+  /** File of `name:token` or `name:sha256:<hex>` lines; mode must be 0600 or stricter. */
+  @IsOptional()
+  @IsString()
+  apiTokensFile?: string;
+
+  /** Escape hatch: no authentication at all, on any address. Logged loudly at every start. */
+  @IsBoolean()
+  authDisabled = false;
+
+  @IsBoolean()
+  metricsRequireAuth = false;
+
+  @IsBoolean()
+  docsEnabled = true;
+
+  /** POST requests per minute per principal (token name, certificate subject or address). */
+  @IsInt()
+  @Min(1)
+  rateLimitPerMinute = 120;
+
+  /** Comma list of image hosts allowed for http(s) URLs (`*.example.com` matches subdomains); empty = any. */
+  @IsOptional()
+  @IsString()
+  imageHostAllowlist?: string;
+
+  /** Comma list of CIDRs image URLs may reach although they are loopback or link-local. */
+  @IsOptional()
+  @IsString()
+  imageAllowAddresses?: string;
 }
 
 /** How one setting is read from the environment; the first name found wins. */
@@ -348,5 +397,81 @@ export const ENV_BINDINGS: EnvBinding[] = [
     names: ['CACHE_MAX_ENTRIES'],
     description: 'Images the cache may hold; least recently used ones are evicted beyond it.',
     allowed: 'a non-negative integer',
+  },
+  {
+    key: 'tlsCertFile',
+    names: ['TLS_CERT_FILE', 'SERVER_CERT'],
+    description:
+      'PEM certificate (chain) of the HTTPS listener. With TLS_KEY_FILE it turns HTTPS on (TLS 1.2+). Re-read on SIGHUP.',
+    allowed: 'a file path',
+  },
+  {
+    key: 'tlsKeyFile',
+    names: ['TLS_KEY_FILE', 'SERVER_KEY'],
+    description: 'PEM private key of the HTTPS listener. Re-read on SIGHUP.',
+    allowed: 'a file path',
+  },
+  {
+    key: 'clientCaCert',
+    names: ['CLIENT_CA_CERT'],
+    description:
+      'PEM CA bundle: a client certificate that chains to it authenticates a request (mTLS). Needs HTTPS. There is no default CA. Re-read on SIGHUP.',
+    allowed: 'a file path',
+  },
+  {
+    key: 'allowedClientSubjects',
+    names: ['ALLOWED_CLIENT_SUBJECTS'],
+    description:
+      'Comma list of client certificate CNs or SAN DNS/URI names allowed; others get 403. Empty: any certificate from CLIENT_CA_CERT.',
+    allowed: 'comma-separated names',
+  },
+  {
+    key: 'apiTokensFile',
+    names: ['API_TOKENS_FILE'],
+    description:
+      'File of API tokens, one `name:token` or `name:sha256:<hex of token>` per line (# comments). Must not be readable by group or others. Re-read on SIGHUP.',
+    allowed: 'a file path (mode 0600 or stricter)',
+  },
+  {
+    key: 'authDisabled',
+    names: ['AUTH_DISABLED'],
+    description:
+      'Run without any authentication even on a non-loopback HOST. For isolated labs only; warned about at every start.',
+    allowed: 'true, false',
+  },
+  {
+    key: 'metricsRequireAuth',
+    names: ['METRICS_REQUIRE_AUTH'],
+    description:
+      '/metrics needs the same credentials as the API (it is open by default, like the health probes).',
+    allowed: 'true, false',
+  },
+  {
+    key: 'docsEnabled',
+    names: ['DOCS_ENABLED'],
+    description:
+      'Serve Swagger UI at /docs and the OpenAPI document at /docs/json (behind the same auth as the API).',
+    allowed: 'true, false',
+  },
+  {
+    key: 'rateLimitPerMinute',
+    names: ['RATE_LIMIT_PER_MINUTE'],
+    description:
+      'POST requests per minute per principal (token name, certificate subject, or client address); more get 429.',
+    allowed: 'a positive integer',
+  },
+  {
+    key: 'imageHostAllowlist',
+    names: ['IMAGE_HOST_ALLOWLIST'],
+    description:
+      'Comma list of hosts http(s) image URLs may name (`*.example.com` matches subdomains), checked on every redirect too. Empty: any host.',
+    allowed: 'comma-separated host names',
+  },
+  {
+    key: 'imageAllowAddresses',
+    names: ['IMAGE_ALLOW_ADDRESSES'],
+    description:
+      'Comma list of CIDRs that http(s) image URLs may reach although they are loopback (127.0.0.0/8, ::1) or link-local (169.254.0.0/16, fe80::/10, the metadata address). Checked after DNS resolution and on every redirect.',
+    allowed: 'comma-separated CIDRs, e.g. 127.0.0.1/32',
   },
 ];

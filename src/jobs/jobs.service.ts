@@ -15,6 +15,7 @@ import { Settings } from '../config/settings';
 import { GIB, isReusableSize, VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
 import { JobQuery, JobRepository } from './job.repository';
 import { JobRunner } from './job-runner';
+import { AddressPolicy } from '../storage/address-policy';
 import { S3Source } from '../storage/s3.source';
 import { Job, JobRequest, PrefetchRequest, ProvisionRequest, isFinal, isProvision } from './job.model';
 
@@ -38,6 +39,7 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
     private readonly runner: JobRunner,
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
     private readonly s3: S3Source,
+    private readonly addresses: AddressPolicy,
   ) {}
 
   /** Ends what a crash left unfinished, before the API accepts anything. */
@@ -110,6 +112,12 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
 
   private checkAccepting(request: JobRequest): void {
     if (this.shuttingDown) throw new ShuttingDownError();
+    const url = new URL(request.image_url);
+    if (!url.protocol.startsWith('s3') && !this.s3.handles(url)) {
+      const problem = this.addresses.hostProblem(url);
+      if (problem)
+        throw new InvalidRequestError([{ field: 'image_url', message: `image_url refused: ${problem}` }]);
+    }
     if (request.image_url.startsWith('s3:') && !this.s3.configured) {
       throw new InvalidRequestError([
         {
@@ -221,8 +229,10 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
 
 /** Stable hash of a request body: same fields and values → same hash, whatever the key order. */
 export function hashRequest(request: JobRequest): string {
+  // Keys with an undefined value count as absent: {a: 1, b: undefined} is {a: 1}.
   const canonical = JSON.stringify(
     Object.keys(request)
+      .filter((key) => (request as unknown as Record<string, unknown>)[key] !== undefined)
       .sort()
       .map((key) => [key, (request as unknown as Record<string, unknown>)[key]]),
   );

@@ -23,15 +23,9 @@ describe('isReusableSize: an existing volume within ±5 % of the requested size 
   }
 
   it('measures the 5 % against the requested size, not the existing one', () => {
-    // 20 GiB requested: ±1 GiB. 21 GiB is within; 19 GiB is too (the rule is symmetric in bytes).
-    assert.equal(isReusableSize(21 * GIB, 20 * GIB), true);
-    assert.equal(isReusableSize(19 * GIB, 20 * GIB), true);
-    // 21 GiB requested from a 20 GiB volume would be within 5 % of 20, but 1 GiB > 5 % of 21 GiB is false:
-    // 5 % of 21 GiB is 1.05 GiB, so it is still reusable; 22 GiB from 20 GiB is not (2 > 1.1).
-    assert.equal(isReusableSize(20 * GIB, 21 * GIB), true);
-    assert.equal(isReusableSize(20 * GIB, 22 * GIB), false);
-    // 5 % of 20 is 1, 5 % of 19 is 0.95: 20 GiB existing for a 19 GiB request is out of range.
+    // 1 GiB apart: within 5 % of 20 GiB (the existing size) but not of 19 GiB (the requested size).
     assert.equal(isReusableSize(20 * GIB, 19 * GIB), false);
+    assert.equal(isReusableSize(19 * GIB, 20 * GIB), true);
   });
 
   it('holds the boundary exactly for every whole-GiB size divisible by 20 up to 64 TiB', () => {

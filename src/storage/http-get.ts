@@ -1,6 +1,8 @@
 import { Agent as HttpAgent, IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { LookupFunction } from 'node:net';
 import { SourceError } from '../common/errors';
+import type { VettedAddress } from './address-policy';
 
 export interface HttpGetOptions {
   method?: 'GET' | 'HEAD';
@@ -10,6 +12,8 @@ export interface HttpGetOptions {
   httpsAgent?: HttpsAgent;
   /** Redirects followed at most (each one is a new request). */
   maxRedirects?: number;
+  /** Checks each URL (the first and every redirect) and says which address to connect to. */
+  vet?: (url: URL) => Promise<VettedAddress>;
 }
 
 export interface HttpGetResult {
@@ -62,13 +66,16 @@ export async function httpGet(url: URL, options: HttpGetOptions): Promise<HttpGe
   }
 }
 
-function once(url: URL, options: HttpGetOptions): Promise<IncomingMessage> {
+async function once(url: URL, options: HttpGetOptions): Promise<IncomingMessage> {
+  const vetted = options.vet ? await options.vet(url) : undefined;
   return new Promise((resolve, reject) => {
     const secure = url.protocol === 'https:';
     const request = (secure ? httpsRequest : httpRequest)(url, {
       method: options.method ?? 'GET',
       headers: { 'user-agent': 'libvirt-volume-provisioner', ...options.headers },
-      agent: secure ? (options.httpsAgent ?? defaultHttpsAgent) : plainAgent,
+      // A vetted request connects to the address that was checked, on a fresh connection.
+      agent: vetted ? false : secure ? (options.httpsAgent ?? defaultHttpsAgent) : plainAgent,
+      lookup: vetted ? pinnedLookup(vetted) : undefined,
       signal: options.signal,
     });
     request.on('response', resolve);
@@ -85,6 +92,14 @@ function once(url: URL, options: HttpGetOptions): Promise<IncomingMessage> {
     });
     request.end();
   });
+}
+
+/** A dns.lookup replacement that answers with the one address already checked. */
+function pinnedLookup(vetted: VettedAddress): LookupFunction {
+  return ((_host: string, opts: { all?: boolean }, callback: (...args: unknown[]) => void) => {
+    if (opts?.all) callback(null, [{ address: vetted.address, family: vetted.family }]);
+    else callback(null, vetted.address, vetted.family);
+  }) as unknown as LookupFunction;
 }
 
 /** Whether an HTTP status is worth a retry: server errors and throttling. */

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { AddressPolicy } from './address-policy';
 import { httpGet, statusError } from './http-get';
 import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
 import { readSmallText } from './read-small';
@@ -6,12 +7,18 @@ import { readSmallText } from './read-small';
 /** Plain http(s) URLs on any host other than the S3 endpoint. */
 @Injectable()
 export class HttpSource implements ImageSource {
+  constructor(private readonly policy: AddressPolicy) {}
+
+  private get vet() {
+    return (url: URL) => this.policy.vet(url);
+  }
+
   handles(url: URL): boolean {
     return url.protocol === 'http:' || url.protocol === 'https:';
   }
 
   async resolve(url: URL, signal: AbortSignal): Promise<ImageRef> {
-    const response = await httpGet(url, { method: 'HEAD', signal });
+    const response = await httpGet(url, { method: 'HEAD', signal, vet: this.vet });
     response.body.resume();
     if (response.status === 405 || response.status === 501) {
       // Some servers refuse HEAD; the GET that follows tells what it needs to.
@@ -34,7 +41,7 @@ export class HttpSource implements ImageSource {
       // If-Range: a replaced object is sent whole (200) instead of a range of the new version.
       if (ref.etag) headers['if-range'] = ref.etag;
     }
-    const response = await httpGet(new URL(ref.url), { headers, signal });
+    const response = await httpGet(new URL(ref.url), { headers, signal, vet: this.vet });
     if (response.status !== 200 && response.status !== 206) {
       response.body.resume();
       throw statusError(ref.url, response.status);
@@ -45,7 +52,7 @@ export class HttpSource implements ImageSource {
   async sidecar(ref: ImageRef, signal: AbortSignal): Promise<string | undefined> {
     const url = new URL(ref.url);
     url.pathname += '.sha256';
-    const response = await httpGet(url, { signal });
+    const response = await httpGet(url, { signal, vet: this.vet });
     if (response.status === 404 || response.status === 403) {
       response.body.resume();
       return undefined;

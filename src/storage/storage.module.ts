@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { AddressPolicy } from './address-policy';
 import { HttpSource } from './http.source';
 import { IMAGE_SOURCES } from './image-source';
 import { S3Source } from './s3.source';
@@ -6,6 +7,7 @@ import { S3Source } from './s3.source';
 /** Image sources in the order they are asked: the S3 endpoint first, then plain HTTP(S). */
 @Module({
   providers: [
+    AddressPolicy,
     HttpSource,
     S3Source,
     {
@@ -14,6 +16,6 @@ import { S3Source } from './s3.source';
       inject: [S3Source, HttpSource],
     },
   ],
-  exports: [IMAGE_SOURCES, S3Source],
+  exports: [IMAGE_SOURCES, S3Source, AddressPolicy],
 })
 export class StorageModule {}

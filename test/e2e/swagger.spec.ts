@@ -37,7 +37,15 @@ describe('Swagger UI and the OpenAPI document', () => {
       'volume_name',
       'volume_size_gb',
     ]);
-    assert.deepEqual(request.properties.image_type.enum, ['qcow2', 'raw', 'vmdk', 'vhdx', 'vpc', 'vdi', 'auto']);
+    assert.deepEqual(request.properties.image_type.enum, [
+      'qcow2',
+      'raw',
+      'vmdk',
+      'vhdx',
+      'vpc',
+      'vdi',
+      'auto',
+    ]);
   });
 
   it('lists the provision, status and cancel operations in a real headless browser', async () => {

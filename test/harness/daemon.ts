@@ -5,6 +5,17 @@ import { waitFor } from './wait';
 
 const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
 
+/**
+ * Every test daemon: a free port, and image servers on loopback allowed (the tests' servers all
+ * run on 127.0.0.1; production refuses loopback image URLs, see the SSRF tests).
+ */
+const TEST_ENV: Record<string, string | undefined> = {
+  PATH: process.env.PATH,
+  PORT: '0',
+  IMAGE_ALLOW_ADDRESSES: '127.0.0.0/8',
+  RATE_LIMIT_PER_MINUTE: '100000',
+};
+
 export interface DaemonOptions {
   /** Working directory: the daemon's embedded defaults put var/ here. */
   dir: string;
@@ -40,7 +51,7 @@ export class Daemon {
   async start(): Promise<this> {
     const child = spawn(process.execPath, [MAIN], {
       cwd: this.options.dir,
-      env: { PATH: process.env.PATH, PORT: '0', LOG_LEVEL: 'debug', ...this.options.env },
+      env: { ...TEST_ENV, LOG_LEVEL: 'debug', ...this.options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
@@ -63,7 +74,7 @@ export class Daemon {
       () => {
         if (gone) throw new Error(`daemon exited during start:\n${this.logs.join('\n')}`);
         for (const line of this.logs) {
-          const match = /listening on http:\/\/[^:]+:(\d+)/.exec(line);
+          const match = /listening on https?:\/\/[^:]+:(\d+)/.exec(line);
           if (match) return Number(match[1]);
         }
         return undefined;
@@ -80,7 +91,7 @@ export class Daemon {
   ): Promise<{ code: number | null; output: string }> {
     const child = spawn(process.execPath, [MAIN], {
       cwd: options.dir,
-      env: { PATH: process.env.PATH, PORT: '0', ...options.env },
+      env: { ...TEST_ENV, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';

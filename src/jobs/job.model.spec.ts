@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { overallPercent, Stage, STAGES } from './job.model';
+
+describe('overallPercent: a stage and its fraction done, as a share of the whole job', () => {
+  const cases: [Stage, number, number][] = [
+    ['resolve', 0, 0],
+    ['resolve', 1, 2],
+    ['checking_cache', 0, 2],
+    ['downloading', 0, 3],
+    ['downloading', 0.5, 26.5],
+    ['downloading', 1, 50],
+    ['inspecting', 0, 50],
+    ['creating_volume', 1, 55],
+    ['converting', 0, 55],
+    ['converting', 1 / 3, 69.7],
+    ['converting', 1, 99],
+    ['finalizing', 0, 99],
+    ['finalizing', 1, 100],
+  ];
+  for (const [stage, fraction, percent] of cases) {
+    it(`is ${percent} % at ${stage} ${Math.round(fraction * 1000) / 10} % done`, () => {
+      assert.equal(overallPercent(stage, fraction), percent);
+    });
+  }
+
+  it('clamps a fraction outside 0..1 to the stage range', () => {
+    assert.equal(overallPercent('downloading', -0.5), 3);
+    assert.equal(overallPercent('downloading', 1.7), 50);
+  });
+
+  it('rounds to one decimal', () => {
+    assert.equal(overallPercent('downloading', 0.123456), 8.8);
+  });
+
+  it('never goes down from one stage to the next, each starting where the previous one ended', () => {
+    for (let i = 1; i < STAGES.length; i++) {
+      assert.equal(overallPercent(STAGES[i], 0), overallPercent(STAGES[i - 1], 1), STAGES[i]);
+    }
+  });
+});
