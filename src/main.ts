@@ -124,7 +124,8 @@ async function bootstrap(settings: Settings): Promise<void> {
     SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json' });
   }
 
-  app.enableShutdownHooks();
+  // Not SIGHUP: Nest's default list includes it, which would make a reload stop the daemon.
+  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
   await app.listen({ port: settings.port, host: settings.host });
 
   // SIGHUP: tokens and certificates are read again; the daemon and its jobs go on.

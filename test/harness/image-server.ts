@@ -18,17 +18,22 @@ export interface ServedRequest {
 export class ImageServer {
   readonly requests: ServedRequest[] = [];
   bytesPerSecond = 0;
+  /** Paths answered with a 302 to another URL. */
+  readonly redirects = new Map<string, string>();
   private server?: Server;
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    private readonly address = '127.0.0.1',
+  ) {}
 
   get url(): string {
-    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+    return `http://${this.address}:${(this.server!.address() as AddressInfo).port}`;
   }
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => void this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => this.server!.listen(0, this.address, resolve));
     return this;
   }
 
@@ -44,6 +49,11 @@ export class ImageServer {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
     this.requests.push({ method: req.method!, path, range: req.headers.range });
+    const redirect = this.redirects.get(path);
+    if (redirect) {
+      res.writeHead(302, { location: redirect }).end();
+      return;
+    }
     const file = join(this.root, normalize(path).replace(/^(\.\.[/\\])+/, ''));
     let size: number;
     let mtime: Date;
