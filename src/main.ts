@@ -124,9 +124,37 @@ async function bootstrap(settings: Settings): Promise<void> {
     SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json' });
   }
 
-  // Not SIGHUP: Nest's default list includes it, which would make a reload stop the daemon.
-  app.enableShutdownHooks(['SIGTERM', 'SIGINT']);
-  await app.listen({ port: settings.port, host: settings.host });
+  // SIGTERM/SIGINT: stop taking jobs, let running ones finish (SHUTDOWN_GRACE), exit 0. Not via
+  // Nest's enableShutdownHooks(): it also takes SIGHUP (a reload would stop the daemon) and
+  // re-raises the signal at the end instead of exiting 0.
+  let stopping = false;
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.on(signal, () => {
+      if (stopping) return;
+      stopping = true;
+      logger.log({ signal, msg: 'stopping' });
+      app.close().then(
+        () => process.exit(0),
+        (error: Error) => {
+          process.stderr.write(`libvirt-volume-provisioner: error while stopping: ${error.message}\n`);
+          process.exit(1);
+        },
+      );
+    });
+  }
+
+  const inherited = systemdSocket();
+  if (inherited !== undefined) {
+    // Socket activation: systemd holds the listening socket (fd 3) and hands it over.
+    await app.init();
+    await fastify.ready();
+    await new Promise<void>((resolve, reject) => {
+      app.getHttpServer().once('error', reject);
+      app.getHttpServer().listen({ fd: inherited }, () => resolve());
+    });
+  } else {
+    await app.listen({ port: settings.port, host: settings.host });
+  }
 
   // SIGHUP: tokens and certificates are read again; the daemon and its jobs go on.
   process.on('SIGHUP', () => {
@@ -147,8 +175,20 @@ async function bootstrap(settings: Settings): Promise<void> {
   logger.log({
     host: address.address,
     port: address.port,
+    socket_activated: inherited !== undefined,
     msg: `listening on ${scheme}://${address.address}:${address.port}`,
   });
+}
+
+/** The listening socket systemd passed (LISTEN_FDS/LISTEN_PID), or undefined when started directly. */
+function systemdSocket(): number | undefined {
+  if (process.env.LISTEN_PID !== String(process.pid) || Number(process.env.LISTEN_FDS ?? 0) < 1)
+    return undefined;
+  // Not for our children: they must not think the socket is theirs.
+  delete process.env.LISTEN_PID;
+  delete process.env.LISTEN_FDS;
+  delete process.env.LISTEN_FDNAMES;
+  return 3;
 }
 
 let settings: Settings;

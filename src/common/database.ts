@@ -61,6 +61,8 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (url, etag, size)
    );
    CREATE INDEX cache_sources_sha256 ON cache_sources (sha256);`,
+  // Facts about the daemon itself, e.g. that the last stop was clean (pending jobs then survive).
+  `CREATE TABLE daemon_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
 ];
 
 export function openDatabase(path: string): Database.Database {

@@ -74,6 +74,11 @@ export class Settings {
   @Min(1)
   jobTimeout = 3600;
 
+  /** Seconds running jobs may take to finish after SIGTERM before they are cancelled and rolled back. */
+  @IsInt()
+  @Min(0)
+  shutdownGrace = 30;
+
   /** Largest volume_size_gb a request may ask for (GiB). Guards against typos like 50000000. */
   @IsInt()
   @Min(1)
@@ -285,6 +290,13 @@ export const ENV_BINDINGS: EnvBinding[] = [
     names: ['JOB_TIMEOUT'],
     description: 'Seconds a job may run, counted from when it starts running; then it fails as timed out.',
     allowed: 'a positive integer',
+  },
+  {
+    key: 'shutdownGrace',
+    names: ['SHUTDOWN_GRACE'],
+    description:
+      'Seconds running jobs may take to finish after SIGTERM; then they are cancelled and rolled back. Pending jobs stay pending and run after the next start.',
+    allowed: 'a non-negative integer',
   },
   {
     key: 'maxVolumeSizeGb',

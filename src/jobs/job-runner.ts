@@ -96,13 +96,53 @@ export class JobRunner implements BeforeApplicationShutdown {
     return this.stop(entry, 'cancelled', new JobCancelledError());
   }
 
+  /**
+   * SIGTERM: no job starts any more; running jobs get SHUTDOWN_GRACE seconds to finish, then are
+   * cancelled and rolled back. Pending jobs stay pending in the database; a clean-shutdown mark
+   * tells the next start to run them.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     this.accepting = false;
-    const stopping = [...this.running.values()].map((entry) =>
-      this.stop(entry, 'failed', new JobFailure('interrupted', 'interrupted by daemon shutdown')),
-    );
-    await Promise.allSettled(stopping);
+    const running = [...this.running.values()];
+    if (running.length > 0) {
+      this.logger.log({
+        running: running.length,
+        grace_seconds: this.settings.shutdownGrace,
+        msg: 'shutting down: waiting for running jobs',
+      });
+      const finished = Promise.allSettled(running.map((entry) => this.whenEnded(entry)));
+      const graceOver = new Promise<'grace-over'>((resolve) =>
+        setTimeout(() => resolve('grace-over'), this.settings.shutdownGrace * 1000).unref(),
+      );
+      if ((await Promise.race([finished, graceOver])) === 'grace-over') {
+        await Promise.allSettled(
+          [...this.running.values()].map((entry) =>
+            this.stop(
+              entry,
+              'cancelled',
+              new JobFailure(
+                'shutdown',
+                `cancelled by daemon shutdown: not finished within SHUTDOWN_GRACE=${this.settings.shutdownGrace} s`,
+              ),
+            ),
+          ),
+        );
+      }
+    }
+    this.repository.setState('clean_shutdown', new Date().toISOString());
+    this.logger.log({
+      pending: this.queue.length,
+      msg: 'stopped cleanly; pending jobs will run after the next start',
+    });
     this.updates$.complete();
+  }
+
+  /** Resolves when a running job has ended, however it ends. */
+  private whenEnded(entry: RunningJob): Promise<unknown> {
+    return new Promise((resolve) => {
+      const check = () => (this.running.has(entry.job.id) ? setTimeout(check, 50) : resolve(undefined));
+      check();
+    });
   }
 
   private pump(): void {

@@ -145,6 +145,23 @@ export class JobRepository {
       });
   }
 
+  /** A fact about the daemon kept across restarts (e.g. clean_shutdown). */
+  state(key: string): string | undefined {
+    const row = this.db.prepare('SELECT value FROM daemon_state WHERE key = ?').get(key) as
+      { value: string } | undefined;
+    return row?.value;
+  }
+
+  setState(key: string, value: string | undefined): void {
+    if (value === undefined) this.db.prepare('DELETE FROM daemon_state WHERE key = ?').run(key);
+    else
+      this.db
+        .prepare(
+          'INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+        )
+        .run(key, value);
+  }
+
   /** Runs `fn` in one SQLite transaction (submit's checks and insert must not interleave). */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn)();

@@ -42,9 +42,20 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
     private readonly addresses: AddressPolicy,
   ) {}
 
-  /** Ends what a crash left unfinished, before the API accepts anything. */
+  /**
+   * Before the API accepts anything: a job left `running` was interrupted (its volume, if it made
+   * one, is removed) and ends as failed. Pending jobs run again after a clean shutdown; after a
+   * crash they end as failed too, since nobody can tell how long ago they were asked for.
+   */
   async onModuleInit(): Promise<void> {
+    const clean = this.repository.state('clean_shutdown') !== undefined;
+    this.repository.setState('clean_shutdown', undefined);
+    const resume: Job[] = [];
     for (const job of this.repository.withStatus(['running', 'pending'])) {
+      if (clean && job.status === 'pending') {
+        resume.push(job);
+        continue;
+      }
       if (job.createdVolume && isProvision(job.request)) {
         await this.volumes.remove(job.request.volume_name);
         this.logger.warn({
@@ -68,6 +79,14 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
         correlation_id: job.request.correlation_id,
         msg: 'job interrupted by daemon restart',
       });
+    }
+    for (const job of resume) {
+      this.logger.log({
+        job_id: job.id,
+        correlation_id: job.request.correlation_id,
+        msg: 'resuming a job left pending by a clean shutdown',
+      });
+      this.runner.enqueue(job);
     }
   }
 
