@@ -5,8 +5,12 @@
 #   util-linux     setpriv (children die with the daemon), prlimit (limits on qemu-img), blkdiscard
 #   gzip xz-utils zstd bzip2   unpack compressed images
 #   e2fsprogs      mkfs.ext4 for the LVM suite's filesystem image
+#   qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod
+#                  the LVM test bed: a QEMU/TCG guest (qemu-system-x86_64, virtiofsd) whose
+#                  initramfs test/vm/build-guest.sh assembles from these (test/vm/README.md)
 set -euo pipefail
-packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs)
+packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs
+  prometheus qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

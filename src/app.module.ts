@@ -7,6 +7,7 @@ import { ConfigModule } from './config/config.module';
 import { Settings } from './config/settings';
 import { HealthModule } from './health/health.module';
 import { JobsModule } from './jobs/jobs.module';
+import { MetricsModule } from './metrics/metrics.module';
 
 @Module({})
 export class AppModule {
@@ -20,6 +21,7 @@ export class AppModule {
         DatabaseModule,
         JobsModule,
         HealthModule,
+        MetricsModule,
       ],
     };
   }

@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import { resolve } from 'node:path';
 import { AddressInfo } from 'node:net';
 import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
@@ -63,7 +64,7 @@ async function bootstrap(settings: Settings): Promise<void> {
   const logger = app.get(Logger);
   app.useLogger(logger);
   app.useGlobalPipes(validationPipe());
-  app.useGlobalFilters(new AllExceptionsFilter());
+  app.useGlobalFilters(new AllExceptionsFilter(resolve(settings.dbPath)));
   const auth = app.get(AuthGuard);
   if (settings.authDisabled) {
     logger.warn(

@@ -1,10 +1,11 @@
 import { createHash, Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat, truncate } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SourceError } from '../common/errors';
+import { NoSpaceError, SourceError } from '../common/errors';
 import { fsyncPath } from '../common/fsync';
 import type { ImageRef, ImageSource } from '../storage/image-source';
 
@@ -18,6 +19,8 @@ export interface DownloadOptions {
   delayBeforeRetry: (retry: number) => number;
   signal: AbortSignal;
   onBytes: (bytesOnDisk: number, total: number | undefined) => void;
+  /** Bytes as they arrive from the source, including any a restart throws away (for metrics). */
+  onReceived?: (bytes: number) => void;
   onRetry?: (retry: number, error: Error, resumeAt: number) => void;
 }
 
@@ -68,7 +71,17 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
         continue;
       }
       if (replaced) ref = { ...ref, etag: answer.etag, size: undefined };
-      bytes = await append(answer.body, path, hash, bytes, (n) => options.onBytes(n, ref.size), signal);
+      bytes = await append(
+        answer.body,
+        path,
+        hash,
+        bytes,
+        (n, chunk) => {
+          options.onReceived?.(chunk);
+          options.onBytes(n, ref.size);
+        },
+        signal,
+      );
       if (ref.size !== undefined && bytes < ref.size) {
         throw new SourceError(`${ref.url} ended after ${bytes} of ${ref.size} bytes`, { url: ref.url }, true);
       }
@@ -76,6 +89,9 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
       return { sha256: hash.digest('hex'), bytes, etag: ref.etag };
     } catch (error) {
       if (signal.aborted) throw error;
+      if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
+        throw new NoSpaceError(dirname(path), `downloading ${ref.url} (CACHE_DIR)`);
+      }
       const retryable = error instanceof SourceError ? error.retryable : isStreamBreak(error);
       lastError =
         retryable && !(error instanceof SourceError)
@@ -99,7 +115,7 @@ async function append(
   path: string,
   hash: Hash,
   start: number,
-  onBytes: (bytes: number) => void,
+  onBytes: (bytes: number, chunk: number) => void,
   signal: AbortSignal,
 ): Promise<number> {
   let bytes = start;
@@ -107,7 +123,7 @@ async function append(
     transform(chunk: Buffer, _encoding, done) {
       hash.update(chunk);
       bytes += chunk.length;
-      onBytes(bytes);
+      onBytes(bytes, chunk.length);
       done(null, chunk);
     },
   });

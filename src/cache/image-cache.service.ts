@@ -60,6 +60,8 @@ export class ImageCache implements ImageStore, OnModuleInit {
   hits = 0;
   misses = 0;
   evictions = 0;
+  /** Bytes received from image sources (metrics). */
+  bytesDownloaded = 0;
 
   constructor(
     private readonly settings: Settings,
@@ -273,6 +275,7 @@ export class ImageCache implements ImageStore, OnModuleInit {
           delayBeforeRetry: (retry) => retryDelay(this.settings.minioRetryBackoffMs, retry),
           signal: abort.signal,
           onBytes: (bytes, total) => subscriber.next({ kind: 'progress', bytes, total }),
+          onReceived: (bytes) => (this.bytesDownloaded += bytes),
           onRetry: (retry, error, resumeAt) =>
             this.logger.warn({
               url: ref.url,

@@ -1,18 +1,21 @@
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError } from './errors';
+import { DatabaseUnavailableError, DomainError } from './errors';
 
 /** Maps every error to the one body: {code, message, request_id, details?}. */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('HTTP');
 
+  /** `databasePath` names the SQLite file in "cannot write the database" answers. */
+  constructor(private readonly databasePath?: string) {}
+
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const reply = http.getResponse<FastifyReply>();
     const request = http.getRequest<FastifyRequest>();
     if (reply.sent || reply.raw.headersSent) return;
-    const { status, body } = toErrorBody(exception, String(request.id));
+    const { status, body } = toErrorBody(exception, String(request.id), this.databasePath);
     if (status >= 500) this.logger.error({ err: exception, request_id: request.id, msg: body.message });
     void reply.status(status).header('content-type', 'application/json; charset=utf-8').send(body);
   }
@@ -25,7 +28,13 @@ export interface ErrorBody {
   details?: unknown;
 }
 
-export function toErrorBody(exception: unknown, requestId: string): { status: number; body: ErrorBody } {
+export function toErrorBody(
+  exception: unknown,
+  requestId: string,
+  databasePath = 'DB_PATH',
+): { status: number; body: ErrorBody } {
+  const sqlite = asSqliteError(exception, databasePath);
+  if (sqlite) exception = sqlite;
   if (exception instanceof DomainError) {
     return {
       status: exception.status,
@@ -99,4 +108,12 @@ function httpCode(status: number): string {
     default:
       return `http_${status}`;
   }
+}
+
+/** better-sqlite3's errors that mean "cannot write the database" become a 503 that says so. */
+function asSqliteError(exception: unknown, databasePath: string): DatabaseUnavailableError | undefined {
+  const code = (exception as { code?: unknown })?.code;
+  if ((exception as Error)?.name !== 'SqliteError' || typeof code !== 'string') return undefined;
+  if (!/^SQLITE_(READONLY|IOERR|FULL|CANTOPEN|PERM|BUSY|LOCKED|CORRUPT)/.test(code)) return undefined;
+  return new DatabaseUnavailableError(databasePath, code);
 }

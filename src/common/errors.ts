@@ -177,3 +177,30 @@ export class InsufficientSpaceError extends JobFailure {
     );
   }
 }
+
+/** A filesystem filled up: names the place and what to do. */
+export class NoSpaceError extends JobFailure {
+  constructor(where: string, doing: string) {
+    super(
+      'no_space',
+      `no space left on the filesystem of ${where} while ${doing}; free space there and retry`,
+      {
+        directory: where,
+      },
+    );
+  }
+}
+
+/** The job database cannot be written (read-only, I/O error, disk full): answered with 503. */
+export class DatabaseUnavailableError extends DomainError {
+  readonly code = 'database_unavailable';
+  readonly status = 503;
+  constructor(path: string, sqliteCode: string) {
+    super(
+      `the job database ${path} cannot be written (${sqliteCode}); check the file, its filesystem and free space`,
+      {
+        sqlite_code: sqliteCode,
+      },
+    );
+  }
+}

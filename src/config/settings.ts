@@ -211,6 +211,17 @@ export class Settings {
   @IsOptional()
   @IsString()
   imageAllowAddresses?: string;
+
+  /** /readyz: free bytes the cache and volume filesystems must keep; below it the daemon is not ready. */
+  @IsInt()
+  @Min(0)
+  readyMinFreeBytes = 1024 ** 3;
+
+  /** /readyz: seconds between background reachability checks of MINIO_ENDPOINT. */
+  @IsInt()
+  @Min(1)
+  @Max(300)
+  readyS3CheckSeconds = 10;
 }
 
 /** How one setting is read from the environment; the first name found wins. */
@@ -485,5 +496,19 @@ export const ENV_BINDINGS: EnvBinding[] = [
     description:
       'Comma list of CIDRs that http(s) image URLs may reach although they are loopback (127.0.0.0/8, ::1) or link-local (169.254.0.0/16, fe80::/10, the metadata address). Checked after DNS resolution and on every redirect.',
     allowed: 'comma-separated CIDRs, e.g. 127.0.0.1/32',
+  },
+  {
+    key: 'readyMinFreeBytes',
+    names: ['READY_MIN_FREE_BYTES'],
+    description:
+      'Free bytes CACHE_DIR and VOLUME_DIR (file backend) must each have; with less, /readyz answers 503 naming the directory (K/M/G/T suffixes allowed).',
+    allowed: 'a byte count, e.g. 1073741824 or 1G',
+  },
+  {
+    key: 'readyS3CheckSeconds',
+    names: ['READY_S3_CHECK_SECONDS'],
+    description:
+      'Seconds between background checks that MINIO_ENDPOINT answers (2 s timeout each). /readyz reports the latest result, so a slow S3 never stalls a probe.',
+    allowed: '1-300',
   },
 ];

@@ -42,6 +42,9 @@ export class JobRunner implements BeforeApplicationShutdown {
   private readonly queue: string[] = [];
   private readonly running = new Map<string, RunningJob>();
   private readonly updates$ = new Subject<JobUpdate>();
+  /** Job states the database refused (read-only, disk full); retried until it takes them. */
+  private readonly unsaved = new Map<string, Job>();
+  private retryTimer?: NodeJS.Timeout;
   private accepting = true;
 
   constructor(
@@ -71,7 +74,42 @@ export class JobRunner implements BeforeApplicationShutdown {
 
   /** The live state of a running job (fresher than the throttled database row). */
   live(jobId: string): Job | undefined {
-    return this.running.get(jobId)?.job;
+    return this.running.get(jobId)?.job ?? this.unsaved.get(jobId);
+  }
+
+  /**
+   * Writes a job's state. A database that cannot be written must not kill the job or the daemon:
+   * the state is kept in memory, served from there, and written once the database works again.
+   */
+  private persist(job: Job): void {
+    try {
+      this.repository.save(job);
+      this.unsaved.delete(job.id);
+    } catch (error) {
+      if (!this.unsaved.has(job.id)) {
+        this.logger.error({
+          job_id: job.id,
+          error: (error as Error).message,
+          msg: 'cannot write job state; keeping it in memory and retrying',
+        });
+      }
+      this.unsaved.set(job.id, job);
+      this.retryTimer ??= setInterval(() => this.retryUnsaved(), 2000).unref();
+    }
+  }
+
+  private retryUnsaved(): void {
+    for (const job of [...this.unsaved.values()]) {
+      try {
+        this.repository.save(job);
+        this.unsaved.delete(job.id);
+      } catch {
+        return; // still failing: try again later
+      }
+    }
+    clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
+    this.logger.log('the job database is writable again; saved the job states kept in memory');
   }
 
   enqueue(job: Job): void {
@@ -87,7 +125,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       this.queue.splice(index, 1);
       const job = this.repository.get(jobId)!;
       const ended = this.endState(job, 'cancelled', new JobCancelledError());
-      this.repository.save(ended);
+      this.persist(ended);
       this.publish(ended, 'status');
       return ended;
     }
@@ -169,7 +207,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       },
     };
     this.running.set(jobId, entry);
-    this.repository.save(job);
+    this.persist(job);
     this.publish(job, 'status');
     this.logger.log({ job_id: job.id, correlation_id: job.request.correlation_id, msg: 'job started' });
 
@@ -197,7 +235,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     entry.job = job;
     const now = Date.now();
     if (kind !== 'progress' || now - entry.lastPersist >= PERSIST_INTERVAL_MS) {
-      this.repository.save(job);
+      this.persist(job);
       entry.lastPersist = now;
     }
     if (kind !== 'progress' || now - entry.lastPublish >= PUBLISH_INTERVAL_MS) {
@@ -235,7 +273,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       let ended = this.endState(entry.job, outcome, error);
       // The volume this job created is gone now; if cleanup failed the record keeps it for the next start.
       if (outcome !== 'completed' && cleanedUp) ended = { ...ended, createdVolume: false };
-      this.repository.save(ended);
+      this.persist(ended);
       this.running.delete(entry.job.id);
       this.publish(ended, 'status');
       const level = outcome === 'completed' ? 'log' : 'warn';

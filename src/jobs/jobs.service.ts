@@ -215,13 +215,18 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
         subscriber.complete();
         return;
       }
-      return this.runner.updates.pipe(filter((update) => update.job.id === jobId)).subscribe((update) => {
-        if (isFinal(update.job.status)) {
-          subscriber.next({ event: 'end', job: update.job });
-          subscriber.complete();
-        } else {
-          subscriber.next({ event: update.kind === 'fact' ? 'progress' : update.kind, job: update.job });
-        }
+      return this.runner.updates.pipe(filter((update) => update.job.id === jobId)).subscribe({
+        next: (update) => {
+          if (isFinal(update.job.status)) {
+            subscriber.next({ event: 'end', job: update.job });
+            subscriber.complete();
+          } else {
+            subscriber.next({ event: update.kind === 'fact' ? 'progress' : update.kind, job: update.job });
+          }
+        },
+        // The daemon is stopping (a pending job stays pending): end the stream so the server can
+        // close; clients reconnect to the next start.
+        complete: () => subscriber.complete(),
       });
     });
   }

@@ -20,6 +20,8 @@ export interface DaemonOptions {
   /** Working directory: the daemon's embedded defaults put var/ here. */
   dir: string;
   env?: Record<string, string>;
+  /** How long start-up may take (the LVM guest runs under TCG: ~20 s). */
+  startTimeoutMs?: number;
 }
 
 export interface JsonResponse<T = any> {
@@ -79,7 +81,7 @@ export class Daemon {
         }
         return undefined;
       },
-      30_000,
+      this.options.startTimeoutMs ?? 30_000,
     );
     return this;
   }

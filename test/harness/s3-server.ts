@@ -10,6 +10,7 @@ const S3rver = require('s3rver') as new (options: Record<string, unknown>) => {
   middleware: ((ctx: KoaContext, next: () => Promise<void>) => Promise<void>)[];
   run(): Promise<AddressInfo>;
   close(): Promise<void>;
+  httpServer?: import('node:http').Server;
 };
 
 interface KoaContext {
@@ -130,7 +131,16 @@ export class S3Server {
   }
 
   async stop(): Promise<void> {
+    // Drop open connections first, as a crashing server would; close() alone waits for them.
+    this.server?.httpServer?.closeAllConnections();
     await this.server?.close();
+  }
+
+  /** Stops the server and starts a new one on the same port and data (an object store restart). */
+  async restart(): Promise<void> {
+    const port = this.port;
+    await this.stop();
+    await this.start(port);
   }
 
   async put(key: string, file: string): Promise<void> {

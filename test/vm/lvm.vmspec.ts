@@ -115,13 +115,17 @@ describe('LVM backends on real device-mapper', () => {
     server = await new ImageServer(VM_FIXTURES).start();
     mkdirSync(join(work.dir, 'thick'));
     mkdirSync(join(work.dir, 'thin'));
-    [thick, thin] = await Promise.all([
-      new Daemon({ dir: join(work.dir, 'thick'), env: thickEnv }).start(),
-      new Daemon({
-        dir: join(work.dir, 'thin'),
-        env: { VOLUME_BACKEND: 'lvm-thin', LVM_VOLUME_GROUP: VG, LVM_THIN_POOL: POOL },
-      }).start(),
-    ]);
+    // One after the other: under TCG each daemon needs ~20 s of CPU to start.
+    thick = await new Daemon({
+      dir: join(work.dir, 'thick'),
+      env: thickEnv,
+      startTimeoutMs: 180_000,
+    }).start();
+    thin = await new Daemon({
+      dir: join(work.dir, 'thin'),
+      env: { VOLUME_BACKEND: 'lvm-thin', LVM_VOLUME_GROUP: VG, LVM_THIN_POOL: POOL },
+      startTimeoutMs: 180_000,
+    }).start();
   });
 
   after(async () => {
@@ -166,7 +170,7 @@ describe('LVM backends on real device-mapper', () => {
         'old data survived the rewrite',
       );
 
-      sh('lvcreate', '--yes', '-L', `${Math.round(1.2 * GIB)}b`, '-n', 'vm-odd', VG);
+      sh('lvcreate', '--yes', '-L', `${1.25 * GIB}b`, '-n', 'vm-odd', VG);
       const refused = await thick.provision({
         image_url: url('small.qcow2'),
         volume_name: 'vm-odd',
@@ -320,7 +324,11 @@ describe('LVM backends on real device-mapper', () => {
         () => processesMentioning(`/dev/${VG}/vm-crash`).length === 0,
         10_000,
       );
-      thick = await new Daemon({ dir: join(work.dir, 'thick'), env: thickEnv }).start();
+      thick = await new Daemon({
+        dir: join(work.dir, 'thick'),
+        env: thickEnv,
+        startTimeoutMs: 180_000,
+      }).start();
       const { body: status } = await thick.status(body.job_id);
       assert.equal(status.status, 'failed');
       assert.equal(status.error, 'interrupted by daemon restart');
@@ -330,16 +338,22 @@ describe('LVM backends on real device-mapper', () => {
 
   describe('configuration', () => {
     it('refuses to start with an invalid or missing volume group, saying which', async () => {
-      const invalid = await Daemon.runToExit({
-        dir: work.dir,
-        env: { VOLUME_BACKEND: 'lvm', LVM_VOLUME_GROUP: '-bad' },
-      });
+      const invalid = await Daemon.runToExit(
+        {
+          dir: work.dir,
+          env: { VOLUME_BACKEND: 'lvm', LVM_VOLUME_GROUP: '-bad' },
+        },
+        180_000,
+      );
       assert.equal(invalid.code, 2);
       assert.match(invalid.output, /LVM_VOLUME_GROUP="-bad"/);
-      const missing = await Daemon.runToExit({
-        dir: work.dir,
-        env: { VOLUME_BACKEND: 'lvm', LVM_VOLUME_GROUP: 'nosuchvg' },
-      });
+      const missing = await Daemon.runToExit(
+        {
+          dir: work.dir,
+          env: { VOLUME_BACKEND: 'lvm', LVM_VOLUME_GROUP: 'nosuchvg' },
+        },
+        180_000,
+      );
       assert.equal(missing.code, 1);
       assert.match(missing.output, /volume group "nosuchvg" \(LVM_VOLUME_GROUP\) does not exist/);
     });

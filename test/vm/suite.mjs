@@ -4,10 +4,10 @@
 // last line is "N passed, N failed"; exits with the guest's exit code.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 const root = new URL('../..', import.meta.url).pathname;
-const dist = process.env.TEST_DIST ?? join(root, 'dist');
+const dist = resolve(root, process.env.TEST_DIST ?? 'dist');
 createRequire(import.meta.url)(join(dist, 'test', 'fixtures', 'images.js')).buildVmFixtures();
 
 const guest = spawnSync(

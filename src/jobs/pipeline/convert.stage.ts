@@ -1,4 +1,6 @@
-import { concat, defer, map, of, type Observable } from 'rxjs';
+import { dirname } from 'node:path';
+import { catchError, concat, defer, map, of, type Observable } from 'rxjs';
+import { NoSpaceError } from '../../common/errors';
 import type { QemuImg } from '../../convert/qemu-img';
 import type { JobEvent } from '../job-event';
 import type { JobContext } from './job-context';
@@ -17,6 +19,12 @@ export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobE
           track: (exited) => ctx.track(exited),
         })
         .pipe(
+          catchError((error: Error) => {
+            if (/No space left on device/i.test(error.message)) {
+              throw new NoSpaceError(dirname(ctx.volume!.path), `writing volume ${ctx.request.volume_name}`);
+            }
+            throw error;
+          }),
           map((percent): JobEvent => ({
             type: 'progress',
             bytesProcessed: Math.round((virtualSize * percent) / 100),

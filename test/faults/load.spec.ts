@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Daemon } from '../harness/daemon';
+import { ImageServer } from '../harness/image-server';
+import { checkInvariants, freshJobCompletes, report } from '../harness/invariants';
+import { makeWorkdir } from '../harness/workdir';
+
+const JOBS = 500;
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+describe('fault: load — 500 jobs submitted at once while clients poll', () => {
+  const work = makeWorkdir('load');
+  const www = join(work.dir, 'www');
+  let server: ImageServer;
+  let daemon: Daemon;
+  const rss = () =>
+    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))![1]) * 1024;
+
+  before(async () => {
+    mkdirSync(www);
+    execFileSync('qemu-img', ['create', '-f', 'qcow2', join(www, 'tiny.qcow2'), '4M'], { stdio: 'ignore' });
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x61 0 1M', join(www, 'tiny.qcow2')], {
+      stdio: 'ignore',
+    });
+    server = await new ImageServer(www).start();
+    daemon = await new Daemon({
+      dir: work.dir,
+      env: { MAX_CONCURRENT_JOBS: '2', LOG_LEVEL: 'info' },
+    }).start();
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await server?.stop();
+    work.cleanup();
+  });
+
+  it('runs them all, never more than MAX_CONCURRENT_JOBS at once, with no 5xx and fast status reads', async () => {
+    const rssBefore = rss();
+    const statuses: number[] = [];
+    const latencies: number[] = [];
+    let polling = true;
+    const ids: string[] = [];
+    // 50 status reads per second from other clients, for the whole run.
+    const poller = (async () => {
+      while (polling) {
+        const started = Date.now();
+        const batch = await Promise.all(
+          Array.from({ length: 5 }, async () => {
+            const id = ids[Math.floor(Math.random() * ids.length)];
+            const t0 = performance.now();
+            const response = await daemon.request(
+              'GET',
+              id ? `/api/v1/status/${id}` : '/api/v1/jobs?limit=1',
+            );
+            latencies.push(performance.now() - t0);
+            return response.status;
+          }),
+        );
+        statuses.push(...batch);
+        await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - started))));
+      }
+    })();
+    const submitted = await Promise.all(
+      Array.from({ length: JOBS }, (_, i) =>
+        daemon.provision({
+          image_url: `${server.url}/tiny.qcow2`,
+          volume_name: `vm-load-${i}`,
+          volume_size_gb: 1,
+          image_type: 'qcow2',
+        }),
+      ),
+    );
+    statuses.push(...submitted.map((r) => r.status));
+    ids.push(...submitted.map((r) => r.body.job_id));
+    assert.ok(
+      submitted.every((r) => r.status === 202),
+      JSON.stringify(submitted.find((r) => r.status !== 202)?.body),
+    );
+
+    const finals = await Promise.all(ids.map((id) => daemon.waitFinal(id, 600_000)));
+    polling = false;
+    await poller;
+    assert.ok(
+      finals.every((f) => f.status === 'completed'),
+      JSON.stringify(finals.find((f) => f.status !== 'completed')),
+    );
+    assert.deepEqual(
+      statuses.filter((s) => s >= 500),
+      [],
+      'a request got a 5xx',
+    );
+
+    let peak = 0;
+    for (const f of finals) {
+      const running = finals.filter(
+        (o) => o.started_at <= f.started_at && o.finished_at > f.started_at,
+      ).length;
+      peak = Math.max(peak, running);
+    }
+    assert.ok(peak <= 2, `${peak} jobs ran at once`);
+    const rssAfter = rss();
+    const invariants = await checkInvariants(daemon, { dir: work.dir });
+    await freshJobCompletes(daemon, `${server.url}/tiny.qcow2`, 'vm-after-load');
+    const mib = (n: number) => Math.round(n / 2 ** 20);
+    // Bound: the job history lives in SQLite, not in memory; allow the heap to settle higher.
+    assert.ok(rssAfter - rssBefore < 100 * 2 ** 20, `RSS grew by ${mib(rssAfter - rssBefore)} MiB`);
+    report('load', {
+      submitted: JOBS,
+      peak_concurrency: peak,
+      status_reads: latencies.length,
+      status_p50_ms: Math.round(percentile(latencies, 50)),
+      status_p99_ms: Math.round(percentile(latencies, 99)),
+      rss_before_mib: mib(rssBefore),
+      rss_after_mib: mib(rssAfter),
+      ...invariants,
+    });
+  });
+
+  it('answers one of two simultaneous requests for the same volume with 409', async () => {
+    const [a, b] = await Promise.all(
+      [1, 2].map(() =>
+        daemon.provision({
+          image_url: `${server.url}/tiny.qcow2`,
+          volume_name: 'vm-race',
+          volume_size_gb: 1,
+          image_type: 'qcow2',
+        }),
+      ),
+    );
+    assert.deepEqual([a.status, b.status].sort(), [202, 409]);
+    const winner = a.status === 202 ? a : b;
+    assert.equal((await daemon.waitFinal(winner.body.job_id)).status, 'completed');
+  });
+
+  it('makes one job of the same Idempotency-Key sent twice at once', async () => {
+    const body = {
+      image_url: `${server.url}/tiny.qcow2`,
+      volume_name: 'vm-idem-race',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    };
+    const [a, b] = await Promise.all(
+      [1, 2].map(() => daemon.provision(body, { 'idempotency-key': 'race-key' })),
+    );
+    assert.deepEqual([a.status, b.status].sort(), [200, 202]);
+    assert.equal(a.body.job_id, b.body.job_id);
+    const { body: list } = await daemon.request('GET', '/api/v1/jobs?volume=vm-idem-race');
+    assert.equal(list.total, 1);
+  });
+});
