@@ -39,7 +39,10 @@ interface Stored {
   cached: boolean;
 }
 
-type DownloadEvent = { kind: 'progress'; bytes: number; total?: number } | { kind: 'stored'; stored: Stored };
+type DownloadEvent =
+  | { kind: 'progress'; bytes: number; total?: number }
+  | { kind: 'retry'; retry: number; error: string; resumeAt: number }
+  | { kind: 'stored'; stored: Stored; seconds: number };
 
 /**
  * The content-addressed image cache: CACHE_DIR/sha256/<hex> holds each image exactly as
@@ -223,7 +226,13 @@ export class ImageCache implements ImageStore, OnModuleInit {
         const subscription = shared
           .pipe(
             map((event): FetchEvent =>
-              event.kind === 'progress' ? event : { kind: 'ready', image: this.acquire(event.stored, false) },
+              event.kind === 'stored'
+                ? {
+                    kind: 'ready',
+                    image: this.acquire(event.stored, false),
+                    download: { bytes: event.stored.size, seconds: event.seconds },
+                  }
+                : event,
             ),
           )
           .subscribe(subscriber);
@@ -276,34 +285,19 @@ export class ImageCache implements ImageStore, OnModuleInit {
           signal: abort.signal,
           onBytes: (bytes, total) => subscriber.next({ kind: 'progress', bytes, total }),
           onReceived: (bytes) => (this.bytesDownloaded += bytes),
+          // Told to every job sharing this download; each logs it with its own fields.
           onRetry: (retry, error, resumeAt) =>
-            this.logger.warn({
-              url: ref.url,
-              retry,
-              resume_at: resumeAt,
-              error: error.message,
-              msg: 'download retry',
-            }),
+            subscriber.next({ kind: 'retry', retry, error: error.message, resumeAt }),
         });
         if (expected && result.sha256 !== expected.sha256) {
           throw new ChecksumMismatchError(ref.url, expected.sha256, result.sha256, expected.origin);
         }
-        const seconds = (Date.now() - started) / 1000;
-        this.logger.log({
-          url: ref.url,
-          bytes: result.bytes,
-          seconds,
-          bytes_per_second: Math.round(result.bytes / Math.max(seconds, 0.001)),
-          sha256: result.sha256,
-          verified: expected !== undefined,
-          msg: 'download done',
-        });
         return this.place(partial, result.sha256, result.bytes, ref.url, result.etag);
       })();
       work.then(
         (stored) => {
           settled = true;
-          subscriber.next({ kind: 'stored', stored });
+          subscriber.next({ kind: 'stored', stored, seconds: (Date.now() - started) / 1000 });
           this.unpin(stored);
           subscriber.complete();
         },

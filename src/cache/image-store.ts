@@ -27,7 +27,10 @@ export interface LocalImage {
 export type FetchEvent =
   | { kind: 'checked'; cacheHit: boolean }
   | { kind: 'progress'; bytes: number; total?: number }
-  | { kind: 'ready'; image: LocalImage };
+  /** A transfer attempt failed; the download goes on after a delay (resuming at `resumeAt`). */
+  | { kind: 'retry'; retry: number; error: string; resumeAt: number }
+  /** `download` is set when this request's bytes were transferred (not a cache hit). */
+  | { kind: 'ready'; image: LocalImage; download?: { bytes: number; seconds: number } };
 
 /**
  * The Storage/Cache seam the pipeline depends on: turn an image request into a verified local

@@ -2,7 +2,9 @@ import type { Stage } from './job.model';
 
 /**
  * What a pipeline stage emits. The job runner folds these into the job's state; the state changes
- * are what clients see (status, SSE, logs, metrics).
+ * are what clients see (status, SSE, logs, metrics). A `log` event changes nothing: it is a line
+ * of the job's story, which the runner writes with the job's fields (job_id, correlation_id,
+ * volume_name).
  */
 export type JobEvent =
   | { type: 'stage'; stage: Stage }
@@ -23,4 +25,17 @@ export type JobEvent =
         createdVolume: boolean;
         reusedVolume: boolean;
       }>;
-    };
+    }
+  | { type: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> };
+
+/** The events that change the job's state (all but `log`). */
+export type StateEvent = Exclude<JobEvent, { type: 'log' }>;
+
+/** A line of the job's story, for a stage to emit. */
+export function jobLog(
+  msg: string,
+  fields: Record<string, unknown> = {},
+  level: 'info' | 'warn' = 'info',
+): JobEvent {
+  return { type: 'log', level, msg, fields };
+}

@@ -1,8 +1,10 @@
+import { AsyncResource } from 'node:async_hooks';
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { Observable, Subject, Subscription } from 'rxjs';
 import { DomainError, JobCancelledError, JobFailure, JobTimeoutError } from '../common/errors';
 import { Settings } from '../config/settings';
 import type { JobEvent } from './job-event';
+import { jobLogFields, withoutUrlQueries } from './job-log';
 import { JobRepository } from './job.repository';
 import { ChangeKind, applyEvent } from './job-state';
 import { Job, JobStatus } from './job.model';
@@ -46,6 +48,11 @@ export class JobRunner implements BeforeApplicationShutdown {
   private readonly unsaved = new Map<string, Job>();
   private retryTimer?: NodeJS.Timeout;
   private accepting = true;
+  /**
+   * Made while no request is being served: jobs start inside its scope, so their log lines do not
+   * inherit the request id of whichever POST (or finished job) happened to start them.
+   */
+  private readonly detached = new AsyncResource('JobRunner');
 
   constructor(
     private readonly settings: Settings,
@@ -88,7 +95,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     } catch (error) {
       if (!this.unsaved.has(job.id)) {
         this.logger.error({
-          job_id: job.id,
+          ...jobLogFields(job),
           error: (error as Error).message,
           msg: 'cannot write job state; keeping it in memory and retrying',
         });
@@ -115,7 +122,7 @@ export class JobRunner implements BeforeApplicationShutdown {
   enqueue(job: Job): void {
     this.queue.push(job.id);
     this.publish(job, 'status');
-    this.pump();
+    this.detached.runInAsyncScope(() => this.pump());
   }
 
   /** Cancels a pending or running job and resolves once its rollback is done. */
@@ -127,6 +134,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       const ended = this.endState(job, 'cancelled', new JobCancelledError());
       this.persist(ended);
       this.publish(ended, 'status');
+      this.logger.log({ ...jobLogFields(ended), status: ended.status, stage: null, msg: 'job cancelled' });
       return ended;
     }
     const entry = this.running.get(jobId);
@@ -209,7 +217,11 @@ export class JobRunner implements BeforeApplicationShutdown {
     this.running.set(jobId, entry);
     this.persist(job);
     this.publish(job, 'status');
-    this.logger.log({ job_id: job.id, correlation_id: job.request.correlation_id, msg: 'job started' });
+    this.logger.log({
+      ...jobLogFields(job),
+      waited_seconds: seconds(job.createdAt, now),
+      msg: 'job started',
+    });
 
     const timeout = setTimeout(() => {
       void this.stop(entry, 'failed', new JobTimeoutError(this.settings.jobTimeout));
@@ -231,6 +243,15 @@ export class JobRunner implements BeforeApplicationShutdown {
   }
 
   private onEvent(entry: RunningJob, event: JobEvent): void {
+    if (event.type === 'log') {
+      this.logger[event.level === 'warn' ? 'warn' : 'log']({
+        ...jobLogFields(entry.job),
+        stage: entry.job.stage,
+        ...event.fields,
+        msg: event.msg,
+      });
+      return;
+    }
     const { job, kind } = applyEvent(entry.job, event, new Date().toISOString());
     entry.job = job;
     const now = Date.now();
@@ -278,14 +299,20 @@ export class JobRunner implements BeforeApplicationShutdown {
       this.publish(ended, 'status');
       const level = outcome === 'completed' ? 'log' : 'warn';
       this.logger[level]({
-        job_id: ended.id,
-        correlation_id: ended.request.correlation_id,
-        volume_name: 'volume_name' in ended.request ? ended.request.volume_name : undefined,
+        ...jobLogFields(ended),
         status: ended.status,
-        error: ended.error ?? undefined,
+        ...(ended.status === 'completed'
+          ? {}
+          : {
+              stage: ended.stage,
+              error_code: ended.errorCode,
+              error: ended.error === null ? null : withoutUrlQueries(ended.error),
+            }),
+        cache_hit: ended.cacheHit,
+        duration_seconds: seconds(ended.startedAt ?? ended.createdAt, ended.finishedAt!),
         msg: `job ${ended.status}`,
       });
-      this.pump();
+      this.detached.runInAsyncScope(() => this.pump());
       return ended;
     })();
     return entry.ending;
@@ -305,6 +332,11 @@ export class JobRunner implements BeforeApplicationShutdown {
   private publish(job: Job, kind: ChangeKind): void {
     this.updates$.next({ job, kind });
   }
+}
+
+/** Seconds between two ISO timestamps, to the millisecond. */
+function seconds(from: string, to: string): number {
+  return (Date.parse(to) - Date.parse(from)) / 1000;
 }
 
 export function describeError(error: unknown): string | undefined {

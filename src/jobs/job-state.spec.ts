@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { JobEvent } from './job-event';
+import type { StateEvent } from './job-event';
 import { applyEvent } from './job-state';
 import type { Job } from './job.model';
 
@@ -41,12 +41,15 @@ function pendingJob(): Job {
   };
 }
 
-const stage = (s: Extract<JobEvent, { type: 'stage' }>['stage']): JobEvent => ({ type: 'stage', stage: s });
+const stage = (s: Extract<StateEvent, { type: 'stage' }>['stage']): StateEvent => ({
+  type: 'stage',
+  stage: s,
+});
 const progress = (
   fraction: number | null,
   bytesProcessed = 0,
   bytesTotal: number | null = null,
-): JobEvent => ({
+): StateEvent => ({
   type: 'progress',
   fraction,
   bytesProcessed,
@@ -54,7 +57,7 @@ const progress = (
 });
 
 /** Folds the events in order and returns every intermediate job. */
-function fold(events: JobEvent[], start = pendingJob()): Job[] {
+function fold(events: StateEvent[], start = pendingJob()): Job[] {
   const jobs: Job[] = [];
   let job = start;
   events.forEach((event, i) => {
@@ -66,7 +69,7 @@ function fold(events: JobEvent[], start = pendingJob()): Job[] {
 
 describe('applyEvent: folding pipeline events into the job', () => {
   it('follows a download and a conversion with the overall percent after each event', () => {
-    const events: JobEvent[] = [
+    const events: StateEvent[] = [
       stage('resolve'),
       stage('checking_cache'),
       stage('downloading'),
@@ -86,7 +89,7 @@ describe('applyEvent: folding pipeline events into the job', () => {
   });
 
   it('never lets the percent go down, whatever order the events come in', () => {
-    const events: JobEvent[] = [
+    const events: StateEvent[] = [
       stage('downloading'),
       progress(0.8), // 40.6
       progress(0.2), // would be 12.4

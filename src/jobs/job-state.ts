@@ -1,4 +1,4 @@
-import type { JobEvent } from './job-event';
+import type { StateEvent } from './job-event';
 import { Job, overallPercent } from './job.model';
 
 export type ChangeKind = 'status' | 'stage' | 'progress' | 'fact';
@@ -7,7 +7,7 @@ export type ChangeKind = 'status' | 'stage' | 'progress' | 'fact';
  * Folds one pipeline event into the job. Pure: returns the new job and what kind of change it was.
  * The overall percent never goes down, whatever a stage reports.
  */
-export function applyEvent(job: Job, event: JobEvent, now: string): { job: Job; kind: ChangeKind } {
+export function applyEvent(job: Job, event: StateEvent, now: string): { job: Job; kind: ChangeKind } {
   switch (event.type) {
     case 'stage':
       return {

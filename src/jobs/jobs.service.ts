@@ -14,6 +14,7 @@ import {
 import { Settings } from '../config/settings';
 import { GIB, isReusableSize, VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
 import { JobQuery, JobRepository } from './job.repository';
+import { jobLogFields, requestForLog } from './job-log';
 import { JobRunner } from './job-runner';
 import { AddressPolicy } from '../storage/address-policy';
 import { S3Source } from '../storage/s3.source';
@@ -58,11 +59,7 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
       }
       if (job.createdVolume && isProvision(job.request)) {
         await this.volumes.remove(job.request.volume_name);
-        this.logger.warn({
-          job_id: job.id,
-          volume_name: job.request.volume_name,
-          msg: 'removed volume of interrupted job',
-        });
+        this.logger.warn({ ...jobLogFields(job), msg: 'removed volume of interrupted job' });
       }
       const now = new Date().toISOString();
       this.repository.save({
@@ -75,17 +72,15 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
         finishedAt: now,
       });
       this.logger.warn({
-        job_id: job.id,
-        correlation_id: job.request.correlation_id,
+        ...jobLogFields(job),
+        status: 'failed',
+        error_code: 'interrupted',
+        stage: job.stage,
         msg: 'job interrupted by daemon restart',
       });
     }
     for (const job of resume) {
-      this.logger.log({
-        job_id: job.id,
-        correlation_id: job.request.correlation_id,
-        msg: 'resuming a job left pending by a clean shutdown',
-      });
+      this.logger.log({ ...jobLogFields(job), msg: 'resuming a job left pending by a clean shutdown' });
       this.runner.enqueue(job);
     }
   }
@@ -164,11 +159,8 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
     });
     if (!outcome.replayed) {
       this.logger.log({
-        job_id: outcome.job.id,
-        kind: outcome.job.kind,
-        correlation_id: request.correlation_id,
-        volume_name: isProvision(request) ? request.volume_name : undefined,
-        image_url: request.image_url,
+        ...jobLogFields(outcome.job),
+        ...requestForLog(request),
         msg: 'job accepted',
       });
       this.runner.enqueue(outcome.job);

@@ -2,14 +2,17 @@ import { dirname } from 'node:path';
 import { catchError, concat, defer, map, of, type Observable } from 'rxjs';
 import { NoSpaceError } from '../../common/errors';
 import type { QemuImg } from '../../convert/qemu-img';
-import type { JobEvent } from '../job-event';
+import { jobLog, type JobEvent } from '../job-event';
+import { throughput } from '../job-log';
 import type { JobContext } from './job-context';
 
 /** converting: qemu-img writes the image as raw data into the volume; its -p output is the progress. */
 export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobEvent> {
+  let started = 0;
   return concat(
     of<JobEvent>({ type: 'stage', stage: 'converting' }),
     defer(() => {
+      started = Date.now();
       const virtualSize = ctx.info!.virtualSize;
       return qemuImg
         .convert(ctx.readPath!, ctx.volume!.path, {
@@ -32,6 +35,19 @@ export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobE
             fraction: percent / 100,
           })),
         );
+    }),
+    defer(() => {
+      const seconds = (Date.now() - started) / 1000;
+      const bytes = ctx.info!.virtualSize;
+      return of(
+        jobLog('image written to the volume', {
+          virtual_size: bytes,
+          seconds,
+          bytes_per_second: throughput(bytes, seconds),
+          target_cache: ctx.volume!.cacheMode,
+          target_is_zero: ctx.volume!.readsAsZeros,
+        }),
+      );
     }),
   );
 }

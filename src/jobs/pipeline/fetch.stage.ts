@@ -1,6 +1,7 @@
 import { concat, defer, mergeMap, of, type Observable } from 'rxjs';
 import type { FetchEvent, ImageStore } from '../../cache/image-store';
-import type { JobEvent } from '../job-event';
+import { jobLog, type JobEvent } from '../job-event';
+import { throughput } from '../job-log';
 import type { JobRequest } from '../job.model';
 import type { JobContext } from './job-context';
 
@@ -18,11 +19,20 @@ function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[]
   switch (event.kind) {
     case 'checked':
       return event.cacheHit
-        ? [{ type: 'fact', facts: { cacheHit: true } }]
+        ? [{ type: 'fact', facts: { cacheHit: true } }, jobLog('cache hit', expectation(ctx))]
         : [
             { type: 'fact', facts: { cacheHit: false } },
+            jobLog('cache miss: downloading', { ...expectation(ctx), size: ctx.ref!.size ?? null }),
             { type: 'stage', stage: 'downloading' },
           ];
+    case 'retry':
+      return [
+        jobLog(
+          'download attempt failed; retrying',
+          { retry: event.retry, resume_at: event.resumeAt, error: event.error },
+          'warn',
+        ),
+      ];
     case 'progress':
       return [
         {
@@ -35,6 +45,17 @@ function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[]
     case 'ready':
       ctx.image = event.image;
       return [
+        ...(event.download
+          ? [
+              jobLog('download done', {
+                bytes: event.download.bytes,
+                seconds: event.download.seconds,
+                bytes_per_second: throughput(event.download.bytes, event.download.seconds),
+                sha256: event.image.sha256,
+                verified: ctx.expected !== undefined,
+              }),
+            ]
+          : []),
         {
           type: 'fact',
           facts: {
@@ -45,4 +66,11 @@ function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[]
         },
       ];
   }
+}
+
+/** What the log says about the digest the image must have. */
+function expectation(ctx: JobContext<JobRequest>): Record<string, unknown> {
+  return ctx.expected
+    ? { expected_sha256: ctx.expected.sha256, checksum_from: ctx.expected.origin }
+    : { expected_sha256: null };
 }

@@ -6,6 +6,7 @@ import { parseQcow2Header, parseVmdkDescriptor, vmdkDescriptorText } from '../..
 import { checkHeader, checkInfo, ImageFacts, Refusal } from '../../convert/image-policy';
 import type { InspectLimits, QemuImg } from '../../convert/qemu-img';
 import { GIB } from '../../lvm/volume-backend';
+import { jobLog } from '../job-event';
 import { asyncStage, JobContext } from './job-context';
 
 export interface InspectSettings {
@@ -67,6 +68,14 @@ export function inspectStage(
     ctx.info = info;
     ctx.format = format;
     ctx.readPath = path;
+    emit(
+      jobLog('image inspected: safe to open', {
+        format,
+        virtual_size: info.virtualSize,
+        allocated_size: info.actualSize ?? null,
+        unpacked_from: wrapper ?? null,
+      }),
+    );
   });
 }
 

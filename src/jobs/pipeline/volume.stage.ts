@@ -1,5 +1,6 @@
 import { ImageRejectedError, VolumeInUseError, VolumeSizeMismatchError } from '../../common/errors';
-import { GIB, isReusableSize, type VolumeBackend } from '../../lvm/volume-backend';
+import { GIB, isReusableSize, type VolumeBackend, type WritableVolume } from '../../lvm/volume-backend';
+import { jobLog } from '../job-event';
 import { asyncStage, JobContext } from './job-context';
 
 /** creating_volume: create the volume, or reuse an existing one within ±5 % of the requested size. */
@@ -22,6 +23,7 @@ export function volumeStage(ctx: JobContext, volumes: VolumeBackend) {
       }
       ctx.volume = await volumes.reuse(existing);
       emit({ type: 'fact', facts: { reusedVolume: true, volumePath: ctx.volume.path } });
+      emit(jobLog('volume reused', describe(ctx.volume)));
       return;
     }
     // Recorded (and persisted) before the volume exists, so a crash at any point after leaves a
@@ -30,6 +32,7 @@ export function volumeStage(ctx: JobContext, volumes: VolumeBackend) {
     emit({ type: 'fact', facts: { createdVolume: true, volumePath: volumes.pathFor(name) } });
     try {
       ctx.volume = await volumes.create(name, requested);
+      emit(jobLog('volume created', describe(ctx.volume)));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
         // Someone else made it meanwhile: it is not ours to remove.
@@ -39,4 +42,13 @@ export function volumeStage(ctx: JobContext, volumes: VolumeBackend) {
       throw error;
     }
   });
+}
+
+function describe(volume: WritableVolume): Record<string, unknown> {
+  return {
+    volume_path: volume.path,
+    size_bytes: volume.sizeBytes,
+    reads_as_zeros: volume.readsAsZeros,
+    cache_mode: volume.cacheMode,
+  };
 }

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Daemon } from '../harness/daemon';
+import { ImageServer } from '../harness/image-server';
+import { makeWorkdir } from '../harness/workdir';
+import { smallQcow2 } from '../fixtures/images';
+
+type Line = Record<string, any>;
+
+/**
+ * A job's log lines, captured from real runs: a cache miss with a correlation id and a presigned-
+ * style URL (its query string must not be logged), then a cache hit without a correlation id.
+ */
+describe("a job's story in the log", () => {
+  const work = makeWorkdir('job-log');
+  const www = join(work.dir, 'www');
+  const signature = 'X-Signature=not-for-the-journal';
+  let server: ImageServer;
+  let daemon: Daemon;
+  let missId: string;
+  let hitId: string;
+
+  before(async () => {
+    mkdirSync(www);
+    copyFileSync(smallQcow2(), join(www, 'small.qcow2'));
+    server = await new ImageServer(www).start();
+    daemon = await new Daemon({ dir: work.dir, env: { LOG_LEVEL: 'info' } }).start();
+    const miss = await daemon.provision({
+      image_url: `${server.url}/small.qcow2?${signature}`,
+      volume_name: 'vm-log-miss',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+      correlation_id: 'ticket-4711',
+    });
+    assert.equal(miss.status, 202, JSON.stringify(miss.body));
+    missId = miss.body.job_id;
+    assert.equal((await daemon.waitFinal(missId)).status, 'completed');
+    // The same URL: the cache knows it by URL, ETag and size (no checksum given).
+    const hit = await daemon.provision({
+      image_url: `${server.url}/small.qcow2?${signature}`,
+      volume_name: 'vm-log-hit',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    });
+    hitId = hit.body.job_id;
+    assert.equal((await daemon.waitFinal(hitId)).status, 'completed');
+    await daemon.stop();
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await server?.stop();
+    work.cleanup();
+  });
+
+  // The job's own lines; the audit line of its POST also names the job but belongs to the request.
+  const linesOf = (id: string): Line[] =>
+    (daemon.jsonLogs() as Line[]).filter((l) => l.job_id === id && !l.audit);
+
+  it('tells a cache miss as a handful of lines, in order, each with job_id, correlation_id, volume_name', () => {
+    const lines = linesOf(missId);
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      [
+        'job accepted',
+        'job started',
+        'cache miss: downloading',
+        'download done',
+        'image inspected: safe to open',
+        'volume created',
+        'image written to the volume',
+        'job completed',
+      ],
+    );
+    for (const line of lines) {
+      assert.equal(line.correlation_id, 'ticket-4711', JSON.stringify(line));
+      assert.equal(line.volume_name, 'vm-log-miss', JSON.stringify(line));
+    }
+    const byMsg = Object.fromEntries(lines.map((l) => [l.msg, l]));
+    assert.ok(byMsg['download done'].bytes > 0);
+    assert.match(byMsg['download done'].sha256, /^[0-9a-f]{64}$/);
+    assert.equal(typeof byMsg['download done'].bytes_per_second, 'number');
+    assert.equal(byMsg['image inspected: safe to open'].format, 'qcow2');
+    assert.ok(byMsg['image inspected: safe to open'].virtual_size > 0);
+    assert.match(byMsg['volume created'].volume_path, /vm-log-miss/);
+    assert.equal(
+      byMsg['image written to the volume'].virtual_size,
+      byMsg['image inspected: safe to open'].virtual_size,
+    );
+    assert.equal(byMsg['job completed'].status, 'completed');
+    assert.equal(typeof byMsg['job completed'].duration_seconds, 'number');
+  });
+
+  it('tells a cache hit without a download, and carries correlation_id null when none was given', () => {
+    const lines = linesOf(hitId);
+    assert.deepEqual(
+      lines.map((l) => l.msg),
+      [
+        'job accepted',
+        'job started',
+        'cache hit',
+        'image inspected: safe to open',
+        'volume created',
+        'image written to the volume',
+        'job completed',
+      ],
+    );
+    for (const line of lines) {
+      assert.ok('correlation_id' in line && line.correlation_id === null, JSON.stringify(line));
+      assert.equal(line.volume_name, 'vm-log-hit');
+    }
+  });
+
+  it('ties only the accepting line to the request; the job runs outside any request', () => {
+    for (const id of [missId, hitId]) {
+      const [accepted, ...rest] = linesOf(id);
+      assert.ok(accepted.request_id, JSON.stringify(accepted));
+      for (const line of rest) assert.equal(line.request_id, undefined, JSON.stringify(line));
+    }
+  });
+
+  it('never logs the query string of an image URL', () => {
+    const leaked = daemon.logs.filter((l) => l.includes('not-for-the-journal'));
+    assert.deepEqual(leaked, []);
+    const accepted = linesOf(missId)[0];
+    assert.equal(accepted.image_url, `${server.url}/small.qcow2?…`);
+  });
+
+  it('logs a successful status poll at debug, not info', () => {
+    const polls = (daemon.jsonLogs() as Line[]).filter((l) => l.req?.url?.startsWith('/api/v1/status/'));
+    assert.deepEqual(polls, []);
+    const posts = (daemon.jsonLogs() as Line[]).filter((l) => l.req?.method === 'POST' && l.res);
+    assert.equal(posts.length, 2);
+    assert.equal(posts[0].res.status_code, 202);
+  });
+});
