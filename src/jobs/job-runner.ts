@@ -309,6 +309,8 @@ export class JobRunner implements BeforeApplicationShutdown {
               error: ended.error === null ? null : withoutUrlQueries(ended.error),
             }),
         cache_hit: ended.cacheHit,
+        // Rollback removed the volume this job had created (only ever one it created).
+        ...(outcome !== 'completed' && entry.ctx.createdVolume ? { volume_removed: cleanedUp } : {}),
         duration_seconds: seconds(ended.startedAt ?? ended.createdAt, ended.finishedAt!),
         msg: `job ${ended.status}`,
       });

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { commandError, run } from '../common/exec';
 import { Settings } from '../config/settings';
 
@@ -8,25 +8,24 @@ import { Settings } from '../config/settings';
  */
 @Injectable()
 export class Virsh {
-  private readonly logger = new Logger(Virsh.name);
-
   constructor(private readonly settings: Settings) {}
 
   static poolRefreshArgs(pool: string): string[] {
     return ['--quiet', 'pool-refresh', pool];
   }
 
-  async refreshPool(): Promise<void> {
+  /**
+   * Rescans LIBVIRT_POOL when one is configured. Resolves with what went wrong (for the job's log),
+   * or undefined when it worked or there is no pool to refresh; never rejects.
+   */
+  async refreshPool(): Promise<{ pool: string; error: string } | undefined> {
     const pool = this.settings.libvirtPool;
-    if (!pool) return;
+    if (!pool) return undefined;
     try {
       await run('virsh', Virsh.poolRefreshArgs(pool), { timeoutMs: 30_000 });
+      return undefined;
     } catch (error) {
-      this.logger.warn({
-        pool,
-        error: commandError('virsh pool-refresh', error).message,
-        msg: 'libvirt pool refresh failed',
-      });
+      return { pool, error: commandError('virsh pool-refresh', error).message };
     }
   }
 }

@@ -164,7 +164,11 @@ describe('fault: full disks and killed programs', () => {
     assert.equal(final.status, 'failed');
     assert.match(final.error, /qemu-img convert was killed by signal SIGKILL/);
     assert.ok(!readdirSync(volumeMount).includes('vm-killed.raw'));
-    report('qemu-img killed', { error: final.error });
+    const failedLine = daemon.jsonLogs().find((l) => l.job_id === body.job_id && l.msg === 'job failed');
+    assert.ok(failedLine, 'no "job failed" log line');
+    assert.equal(failedLine.stage, 'converting');
+    assert.equal(failedLine.volume_removed, true, JSON.stringify(failedLine));
+    report('qemu-img killed', { error: final.error, log: failedLine });
   });
 });
 

@@ -1,5 +1,6 @@
 import type { Virsh } from '../../lvm/virsh';
 import type { VolumeBackend } from '../../lvm/volume-backend';
+import { jobLog } from '../job-event';
 import { asyncStage, JobContext } from './job-context';
 
 /** finalizing: nothing of a reused volume's old content may survive beyond the image. */
@@ -7,7 +8,8 @@ export function finalizeStage(ctx: JobContext, volumes: VolumeBackend, virsh: Vi
   return asyncStage(ctx, async (emit) => {
     emit({ type: 'stage', stage: 'finalizing' });
     await volumes.clearTail(ctx.volume!, ctx.info!.virtualSize);
-    await virsh.refreshPool();
+    const refresh = await virsh.refreshPool();
+    if (refresh) emit(jobLog('libvirt pool refresh failed (the volume is fine)', refresh, 'warn'));
     emit({
       type: 'progress',
       bytesProcessed: ctx.info!.virtualSize,
