@@ -37,11 +37,19 @@ function find(dir, suffix) {
   return out;
 }
 
+/** The fault suite's findings (FAULT-REPORT lines of test/harness/invariants.ts), shown again at the end. */
+const faultReports = [];
+
 function runSpecs(files, concurrency) {
   return new Promise((resolve) => {
     let passed = 0;
     let failed = 0;
     const stream = run({ files, concurrency, timeout: 15 * 60 * 1000 });
+    stream.on('test:stdout', (event) => {
+      for (const line of event.message.split('\n')) {
+        if (line.startsWith('FAULT-REPORT ')) faultReports.push(line.slice('FAULT-REPORT '.length));
+      }
+    });
     stream.on('test:pass', (event) => {
       if (event.details.type !== 'suite') passed++;
     });
@@ -106,6 +114,11 @@ if (inGuest) {
     const vm = await runVmSuite();
     total = { passed: total.passed + vm.passed, failed: total.failed + vm.failed };
   }
+}
+if (faultReports.length > 0) {
+  process.stdout.write(
+    `\n--- fault suite report (${faultReports.length} cases)\n${faultReports.join('\n')}\n`,
+  );
 }
 process.stdout.write(`\n${total.passed} passed, ${total.failed} failed\n`);
 process.exitCode = total.failed > 0 ? 1 : 0;
