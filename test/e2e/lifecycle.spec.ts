@@ -13,7 +13,6 @@ import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { processesMentioning } from '../harness/processes';
-import { readSse } from '../harness/sse';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
 import { slowQcow2, smallQcow2 } from '../fixtures/images';
@@ -45,22 +44,6 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
     await server?.stop();
     work.cleanup();
   });
-
-  /** Resolves when the job's event stream reports `stage`. */
-  function reachStage(jobId: string, stage: string): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const stream = readSse(`${daemon.url}/api/v1/jobs/${jobId}/events`, (event) => {
-        if (event.data.progress.stage === stage) {
-          stream.close();
-          resolve();
-        }
-      });
-      stream.done.then(
-        () => reject(new Error(`job ${jobId} ended before reaching ${stage}`)),
-        () => undefined,
-      );
-    });
-  }
 
   it('runs at most MAX_CONCURRENT_JOBS=2 of five jobs at once, starting them in submission order', async () => {
     server.bytesPerSecond = 12 * 1024 * 1024; // each download takes most of a second
@@ -117,7 +100,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
       volume_size_gb: 2,
       image_type: 'qcow2',
     });
-    await reachStage(body.job_id, 'converting');
+    await daemon.reachStage(body.job_id, 'converting');
     const volume = join(volumes, 'vm-cancel-new.raw');
     assert.ok(existsSync(volume));
     await waitFor('qemu-img to be running', () => processesMentioning(volume).length > 0, 10_000);
@@ -144,7 +127,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
       volume_size_gb: 2,
       image_type: 'qcow2',
     });
-    await reachStage(body.job_id, 'converting');
+    await daemon.reachStage(body.job_id, 'converting');
     const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
     assert.equal(cancelled.body.status, 'cancelled');
     assert.deepEqual(processesMentioning(volume), []);
@@ -161,7 +144,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
         volume_size_gb: 1,
         image_type: 'qcow2',
       });
-      await reachStage(body.job_id, 'downloading');
+      await daemon.reachStage(body.job_id, 'downloading');
       await waitFor(
         'some bytes on disk',
         () => readdirSync(tmp).length > 0 && statSync(join(tmp, readdirSync(tmp)[0])).size > 0,

@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { STAGES } from '../../src/jobs/job.model';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { repoRoot } from '../harness/repo';
@@ -137,15 +138,7 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
     assert.equal(moved(now, baseline, 'jobs_total', { outcome: 'completed' }), 1);
     assert.equal(moved(now, baseline, 'jobs_total', { outcome: 'failed' }), 0);
     assert.equal(moved(now, baseline, 'job_duration_seconds_count', { outcome: 'completed' }), 1);
-    for (const stage of [
-      'resolve',
-      'checking_cache',
-      'downloading',
-      'inspecting',
-      'creating_volume',
-      'converting',
-      'finalizing',
-    ]) {
+    for (const stage of STAGES) {
       assert.equal(moved(now, baseline, 'stage_duration_seconds_count', { stage }), 1, stage);
     }
     assert.equal(moved(now, baseline, 'bytes_downloaded_total'), smallBytes);

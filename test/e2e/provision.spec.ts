@@ -7,18 +7,10 @@ import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { readSse } from '../harness/sse';
 import { makeWorkdir } from '../harness/workdir';
+import { STAGES } from '../../src/jobs/job.model';
 import { rawReference, sameBytes, smallQcow2, smallRaw } from '../fixtures/images';
 
 const GIB = 1024 ** 3;
-const STAGE_ORDER = [
-  'resolve',
-  'checking_cache',
-  'downloading',
-  'inspecting',
-  'creating_volume',
-  'converting',
-  'finalizing',
-];
 
 describe('provisioning into a file volume through the HTTP API', () => {
   const work = makeWorkdir('provision');
@@ -108,7 +100,7 @@ describe('provisioning into a file volume through the HTTP API', () => {
       assert.ok(events.some((e) => e.event === 'progress' && e.data.progress.stage === 'downloading'));
 
       const stages = events.map((e) => e.data.progress.stage).filter((s, i, all) => s && s !== all[i - 1]);
-      const indexes = stages.map((s) => STAGE_ORDER.indexOf(s));
+      const indexes = stages.map((s) => STAGES.indexOf(s));
       assert.deepEqual(
         [...indexes].sort((a, b) => a - b),
         indexes,

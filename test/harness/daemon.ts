@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
+import { readSse } from './sse';
 import { waitFor } from './wait';
 
 const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
@@ -160,6 +161,22 @@ export class Daemon {
       timeoutMs,
       100,
     );
+  }
+
+  /** Resolves when the job's event stream (SSE) reports `stage`; rejects if the job ends first. */
+  reachStage(jobId: string, stage: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stream = readSse(`${this.url}/api/v1/jobs/${jobId}/events`, (event) => {
+        if (event.data.progress.stage === stage) {
+          stream.close();
+          resolve();
+        }
+      });
+      stream.done.then(
+        () => reject(new Error(`job ${jobId} ended before reaching ${stage}`)),
+        () => undefined,
+      );
+    });
   }
 
   /** Parsed JSON log lines. */

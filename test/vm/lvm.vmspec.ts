@@ -6,7 +6,6 @@ import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { processesMentioning } from '../harness/processes';
-import { readSse } from '../harness/sse';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
 import { VM_FIXTURES } from '../fixtures/images';
@@ -83,21 +82,6 @@ function firstBytes(device: string, n: number): Buffer {
   readSync(fd, buffer, 0, n, 0);
   closeSync(fd);
   return buffer;
-}
-
-function reachStage(daemon: Daemon, jobId: string, stage: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stream = readSse(`${daemon.url}/api/v1/jobs/${jobId}/events`, (event) => {
-      if (event.data.progress.stage === stage) {
-        stream.close();
-        resolve();
-      }
-    });
-    stream.done.then(
-      () => reject(new Error(`job ended before ${stage}`)),
-      () => undefined,
-    );
-  });
 }
 
 describe('LVM backends on real device-mapper', () => {
@@ -211,7 +195,7 @@ describe('LVM backends on real device-mapper', () => {
         volume_size_gb: 1,
         image_type: 'qcow2',
       });
-      await reachStage(thick, fresh.body.job_id, 'converting');
+      await thick.reachStage(fresh.body.job_id, 'converting');
       assert.ok(lv('vm-cancel'));
       const cancelled = await thick.request('DELETE', `/api/v1/cancel/${fresh.body.job_id}`);
       assert.equal(cancelled.body.status, 'cancelled');
@@ -224,7 +208,7 @@ describe('LVM backends on real device-mapper', () => {
         volume_size_gb: 1,
         image_type: 'qcow2',
       });
-      await reachStage(thick, reused.body.job_id, 'converting');
+      await thick.reachStage(reused.body.job_id, 'converting');
       await thick.request('DELETE', `/api/v1/cancel/${reused.body.job_id}`);
       assert.ok(lv('vm-odd'), 'a reused LV must never be removed');
     });
@@ -316,7 +300,7 @@ describe('LVM backends on real device-mapper', () => {
         volume_size_gb: 1,
         image_type: 'qcow2',
       });
-      await reachStage(thick, body.job_id, 'converting');
+      await thick.reachStage(body.job_id, 'converting');
       assert.ok(lv('vm-crash'));
       await thick.kill9();
       await waitFor(
