@@ -90,6 +90,16 @@ describe('LVM backends on real device-mapper', () => {
   let thick: Daemon;
   let thin: Daemon;
   const url = (name: string) => `${server.url}/${name}`;
+
+  /** A provision request for a qcow2 fixture served by the suite's image server. */
+  function submit(daemon: Daemon, image: string, volume: string, sizeGb = 1) {
+    return daemon.provision({
+      image_url: url(image),
+      volume_name: volume,
+      volume_size_gb: sizeGb,
+      image_type: 'qcow2',
+    });
+  }
   const thickEnv = { VOLUME_BACKEND: 'lvm', LVM_VOLUME_GROUP: VG };
 
   before(async () => {
@@ -121,12 +131,7 @@ describe('LVM backends on real device-mapper', () => {
   describe('thick LVs (VOLUME_BACKEND=lvm)', () => {
     it('creates a tagged LV of the requested size holding the image followed by zeros', async () => {
       dirtyFreeSpace(1100 * MIB);
-      const { body } = await thick.provision({
-        image_url: url('small.qcow2'),
-        volume_name: 'vm-thick',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const { body } = await submit(thick, 'small.qcow2', 'vm-thick');
       const final = await thick.waitFinal(body.job_id, 180_000);
       assert.equal(final.status, 'completed', final.error);
       assert.equal(final.volume_path, `/dev/${VG}/vm-thick`);
@@ -140,12 +145,7 @@ describe('LVM backends on real device-mapper', () => {
     });
 
     it('reuses an LV within 5 % of the requested size, and refuses one 20 % off with both sizes', async () => {
-      const again = await thick.provision({
-        image_url: url('sparse.qcow2'),
-        volume_name: 'vm-thick',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const again = await submit(thick, 'sparse.qcow2', 'vm-thick');
       const final = await thick.waitFinal(again.body.job_id, 180_000);
       assert.equal(final.status, 'completed', final.error);
       assert.equal(final.volume_reused, true);
@@ -155,12 +155,7 @@ describe('LVM backends on real device-mapper', () => {
       );
 
       sh('lvcreate', '--yes', '-L', `${1.25 * GIB}b`, '-n', 'vm-odd', VG);
-      const refused = await thick.provision({
-        image_url: url('small.qcow2'),
-        volume_name: 'vm-odd',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const refused = await submit(thick, 'small.qcow2', 'vm-odd');
       assert.equal(refused.status, 409);
       assert.equal(refused.body.code, 'volume_size_mismatch');
       assert.match(refused.body.message, new RegExp(`${lv('vm-odd')!.lv_size} bytes.*${GIB} bytes`));
@@ -173,12 +168,7 @@ describe('LVM backends on real device-mapper', () => {
       try {
         assert.equal(lv('vm-odd')!.lv_attr.charAt(5), 'o');
         const head = firstBytes(`/dev/${VG}/vm-odd`, MIB);
-        const refused = await thick.provision({
-          image_url: url('small.qcow2'),
-          volume_name: 'vm-odd',
-          volume_size_gb: 1,
-          image_type: 'qcow2',
-        });
+        const refused = await submit(thick, 'small.qcow2', 'vm-odd');
         assert.equal(refused.status, 409);
         assert.equal(refused.body.code, 'volume_in_use');
         assert.match(refused.body.message, /in use/);
@@ -189,12 +179,7 @@ describe('LVM backends on real device-mapper', () => {
     });
 
     it('removes the LV it created when cancelled mid-conversion, and keeps a reused one', async () => {
-      const fresh = await thick.provision({
-        image_url: url('slow.qcow2'),
-        volume_name: 'vm-cancel',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const fresh = await submit(thick, 'slow.qcow2', 'vm-cancel');
       await thick.reachStage(fresh.body.job_id, 'converting');
       assert.ok(lv('vm-cancel'));
       const cancelled = await thick.request('DELETE', `/api/v1/cancel/${fresh.body.job_id}`);
@@ -202,24 +187,14 @@ describe('LVM backends on real device-mapper', () => {
       assert.deepEqual(processesMentioning(`/dev/${VG}/vm-cancel`), []);
       assert.equal(lv('vm-cancel'), undefined, 'the created LV must be removed');
 
-      const reused = await thick.provision({
-        image_url: url('slow.qcow2'),
-        volume_name: 'vm-odd',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const reused = await submit(thick, 'slow.qcow2', 'vm-odd');
       await thick.reachStage(reused.body.job_id, 'converting');
       await thick.request('DELETE', `/api/v1/cancel/${reused.body.job_id}`);
       assert.ok(lv('vm-odd'), 'a reused LV must never be removed');
     });
 
     it('provisions a qcow2 holding an ext4 filesystem: the LV mounts and the files match', async () => {
-      const { body } = await thick.provision({
-        image_url: url('ext4.qcow2'),
-        volume_name: 'vm-ext4',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const { body } = await submit(thick, 'ext4.qcow2', 'vm-ext4');
       const final = await thick.waitFinal(body.job_id, 180_000);
       assert.equal(final.status, 'completed', final.error);
       const mnt = join(work.dir, 'mnt');
@@ -236,12 +211,7 @@ describe('LVM backends on real device-mapper', () => {
     });
 
     it('fails clearly before lvcreate when the volume group lacks space', async () => {
-      const { body } = await thick.provision({
-        image_url: url('small.qcow2'),
-        volume_name: 'vm-huge',
-        volume_size_gb: 50,
-        image_type: 'qcow2',
-      });
+      const { body } = await submit(thick, 'small.qcow2', 'vm-huge', 50);
       const final = await thick.waitFinal(body.job_id, 120_000);
       assert.equal(final.status, 'failed');
       assert.equal(final.error_code, 'insufficient_space');
@@ -257,12 +227,7 @@ describe('LVM backends on real device-mapper', () => {
     it('creates a thin LV in the pool that holds the image; the pool grows by the data, not the virtual size', async () => {
       const used = () => (Number(lv(POOL)!.lv_size) * Number(lv(POOL)!.data_percent)) / 100;
       const before = used();
-      const { body } = await thin.provision({
-        image_url: url('sparse.qcow2'),
-        volume_name: 'vm-thin',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const { body } = await submit(thin, 'sparse.qcow2', 'vm-thin');
       const final = await thin.waitFinal(body.job_id, 180_000);
       assert.equal(final.status, 'completed', final.error);
       const created = lv('vm-thin')!;
@@ -278,12 +243,7 @@ describe('LVM backends on real device-mapper', () => {
     });
 
     it('refuses a thin volume larger than the pool has free', async () => {
-      const { body } = await thin.provision({
-        image_url: url('small.qcow2'),
-        volume_name: 'vm-thin-big',
-        volume_size_gb: 2,
-        image_type: 'qcow2',
-      });
+      const { body } = await submit(thin, 'small.qcow2', 'vm-thin-big', 2);
       const final = await thin.waitFinal(body.job_id, 120_000);
       assert.equal(final.status, 'failed');
       assert.equal(final.error_code, 'insufficient_space');
@@ -294,12 +254,7 @@ describe('LVM backends on real device-mapper', () => {
 
   describe('a daemon killed with SIGKILL mid-conversion', () => {
     it('reports the job failed after restart and removes the LV it created', async () => {
-      const { body } = await thick.provision({
-        image_url: url('slow.qcow2'),
-        volume_name: 'vm-crash',
-        volume_size_gb: 1,
-        image_type: 'qcow2',
-      });
+      const { body } = await submit(thick, 'slow.qcow2', 'vm-crash');
       await thick.reachStage(body.job_id, 'converting');
       assert.ok(lv('vm-crash'));
       await thick.kill9();
