@@ -7,6 +7,7 @@ import { Settings } from '../config/settings';
 import { httpGet, statusError } from './http-get';
 import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
 import { readSmallText } from './read-small';
+import { isUntrustedCertificate } from './tls-error';
 import { normalizeEtag, parseEndpoint, S3Endpoint, s3Location, S3Location } from './s3-location';
 
 /** Lifetime of the signed URLs the downloads use; a transfer that outlives it gets a new one on retry. */
@@ -153,6 +154,14 @@ export class S3Source implements ImageSource {
       );
     }
     const errno = (error as NodeJS.ErrnoException).code;
+    if (isUntrustedCertificate(errno)) {
+      return new SourceError(
+        `the S3 endpoint ${this.endpoint!.host}:${this.endpoint!.port} presented a certificate this host does not trust ` +
+          `(${errno}) while fetching ${url}; set MINIO_CA_FILE to the CA certificate that signed it`,
+        { url, error: errno },
+        false,
+      );
+    }
     if (errno) {
       return new SourceError(
         `cannot reach the S3 endpoint for ${url}: ${errno}`,

@@ -1,8 +1,9 @@
-import { linkSync, mkdirSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync } from 'node:fs';
 import { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { Client } from 'minio';
+import type { KeyPair } from './pki';
 
 // s3rver ships no types; this is the part of its (Koa) API the harness uses.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -47,7 +48,11 @@ export class S3Server {
   /** Cut the next GET of `key` after this many bytes of body. */
   private cuts = new Map<string, number>();
 
-  constructor(private readonly dir: string) {}
+  /** `tls`: serve HTTPS with this certificate (objects are then placed with seed(), not put()). */
+  constructor(
+    private readonly dir: string,
+    private readonly tls?: KeyPair,
+  ) {}
 
   get endpoint(): string {
     return `127.0.0.1:${this.address!.port}`;
@@ -60,7 +65,7 @@ export class S3Server {
   /** Environment for a daemon that talks to this server. */
   daemonEnv(): Record<string, string> {
     return {
-      MINIO_ENDPOINT: `http://${this.endpoint}`,
+      MINIO_ENDPOINT: `${this.tls ? 'https' : 'http'}://${this.endpoint}`,
       MINIO_ACCESS_KEY: ACCESS_KEY,
       MINIO_SECRET_KEY: SECRET_KEY,
       MINIO_RETRY_BACKOFF_MS: '100',
@@ -88,6 +93,7 @@ export class S3Server {
       silent: true,
       directory: this.dir,
       configureBuckets: [{ name: BUCKET }],
+      ...(this.tls ? { key: readFileSync(this.tls.key), cert: readFileSync(this.tls.cert) } : {}),
     });
     this.server.middleware.unshift(async (ctx, next) => {
       const key = decodeURIComponent(ctx.path.replace(`/${BUCKET}/`, ''));
