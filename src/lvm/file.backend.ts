@@ -3,6 +3,7 @@ import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fsyncPath } from '../common/fsync';
 import { Settings } from '../config/settings';
+import { describeHolders, processesHolding } from './open-files';
 import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
 
 /** Volumes as sparse raw files VOLUME_DIR/<name>.raw — exactly what a libvirt `dir` pool holds. */
@@ -22,7 +23,8 @@ export class FileBackend implements VolumeBackend {
     const path = this.pathFor(name);
     try {
       const info = await stat(path);
-      return { name, path, sizeBytes: info.size };
+      // A running VM keeps its disk file open: it must not be rewritten under it.
+      return { name, path, sizeBytes: info.size, inUseBy: describeHolders(await processesHolding(path)) };
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;

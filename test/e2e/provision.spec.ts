@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, statSync, truncateSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, copyFileSync, mkdirSync, openSync, readSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
@@ -166,5 +167,41 @@ describe('provisioning into a file volume through the HTTP API', () => {
     const reference = rawReference(join(images, 'small.qcow2'), 'qcow2', work.dir);
     truncateSync(reference, size);
     assert.ok(sameBytes(volume, reference), 'old data survived in the reused volume');
+  });
+
+  it('refuses with 409 volume_in_use a file volume another process holds open, naming it, and writes it once freed', async () => {
+    const volume = join(work.dir, 'var/volumes/vm-running.raw');
+    execFileSync('truncate', ['-s', '1G', volume]);
+    // A process holding the disk file open, as the qemu of a running VM does.
+    const fd = openSync(volume, 'r+');
+    const holder = spawn('sleep', ['60'], { stdio: [fd, 'ignore', 'ignore'] });
+    closeSync(fd);
+    const request = {
+      image_url: `${server.url}/small.qcow2`,
+      volume_name: 'vm-running',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    };
+    try {
+      const head = () => {
+        const buffer = Buffer.alloc(65536);
+        const reader = openSync(volume, 'r');
+        readSync(reader, buffer, 0, buffer.length, 0);
+        closeSync(reader);
+        return buffer;
+      };
+      const before = head();
+      const refused = await daemon.provision(request);
+      assert.equal(refused.status, 409, JSON.stringify(refused.body));
+      assert.equal(refused.body.code, 'volume_in_use');
+      assert.match(refused.body.message, new RegExp(`process ${holder.pid} \\(sleep\\)`));
+      assert.deepEqual(head(), before);
+    } finally {
+      holder.kill();
+      await once(holder, 'exit');
+    }
+    const accepted = await daemon.provision(request);
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    assert.equal((await daemon.waitFinal(accepted.body.job_id)).status, 'completed');
   });
 });
