@@ -54,8 +54,8 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ -f "$dist/src/main.js" ] && [ -f "$dist/src/cli/main.js" ] ||
   fail "$dist/src/main.js or cli/main.js is missing: run 'npm run build' first (npm run package:deb does)"
 
-# Everything below is a pure function of the repository and this timestamp (the changelog's date),
-# so two builds of one commit give the same file contents and dates.
+# File dates in the package are the changelog entry's date (not the build's), and dpkg-deb uses it
+# for the archive members too.
 SOURCE_DATE_EPOCH="$(dpkg-parsechangelog -l "$src/changelog" -S Timestamp)"
 export SOURCE_DATE_EPOCH
 
