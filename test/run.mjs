@@ -8,7 +8,7 @@
 //   node test/run.mjs <filter...>     only host spec files whose path contains a filter
 //   node test/run.mjs --vm            (inside the guest) the LVM specs, dist/test/vm/*.vmspec.js
 //   node test/run.mjs --deb           only the .deb package test, dist/test/package/*.debspec.js
-//                                     (root, network to deb.debian.org, ~3.5 min warm: not in npm test)
+//                                     (root, network to deb.debian.org, ~3-3.7 min warm: not in npm test)
 //   LVP_SKIP_VM=1                     leave the VM suite out (it needs qemu and ~5 minutes)
 //   TEST_DIST=<dir>                   compiled tree to run (default: dist)
 import { spawn } from 'node:child_process';
