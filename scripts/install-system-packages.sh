@@ -5,13 +5,18 @@
 #   util-linux     setpriv (children die with the daemon), prlimit (limits on qemu-img), blkdiscard
 #   gzip xz-utils zstd bzip2   unpack compressed images
 #   e2fsprogs      mkfs.ext4 for the LVM suite's filesystem image
+#   python3 make g++   build better-sqlite3's native addon (npm ci; the .deb's staging npm ci)
+#   dpkg-dev lintian   build the .deb (dpkg-shlibdeps, dpkg-parsechangelog, strip) and check it
+#   debootstrap dpkg-repack   the .deb test: a clean bookworm chroot, and the host's nodejs repacked
+#                  into a local apt repository (test/package/deb.spec.ts)
 #   qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod
 #                  the LVM test bed: a QEMU/TCG guest (qemu-system-x86_64, virtiofsd) whose
 #                  initramfs test/vm/build-guest.sh assembles from these (test/vm/README.md)
 #   libvirt-clients virsh, for LIBVIRT_POOL refreshes (tested against libvirt's test:///default driver)
 set -euo pipefail
 packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs
-  prometheus qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod tmux libvirt-clients)
+  prometheus qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod tmux libvirt-clients
+  python3 make g++ dpkg-dev lintian debootstrap dpkg-repack)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,10 +4,14 @@
 //
 //   node test/run.mjs                 host specs (dist/src/**/*.spec.js unit specs and
 //                                     dist/test/**/*.spec.js real-parts specs), then the LVM
-//                                     suite inside its VM (test/vm); one combined summary line
+//                                     suite inside its VM (test/vm), then the .deb test
+//                                     (test/package); one combined summary line
 //   node test/run.mjs <filter...>     only host spec files whose path contains a filter
 //   node test/run.mjs --vm            (inside the guest) the LVM specs, dist/test/vm/*.vmspec.js
+//   node test/run.mjs --deb           only the .deb package test, dist/test/package/*.debspec.js
+//                                     (root, network to deb.debian.org, ~3-4 min warm, 5 cold)
 //   LVP_SKIP_VM=1                     leave the VM suite out (it needs qemu and ~5 minutes)
+//   LVP_SKIP_DEB=1                    leave the .deb test out
 //   TEST_DIST=<dir>                   compiled tree to run (default: dist)
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -19,6 +23,8 @@ const root = new URL('..', import.meta.url).pathname;
 const dist = process.env.TEST_DIST ?? join(root, 'dist');
 const args = process.argv.slice(2);
 const inGuest = args.includes('--vm');
+// The .deb test: builds the package, debootstraps a chroot (a few minutes; needs deb.debian.org).
+const debOnly = args.includes('--deb');
 const filters = args.filter((a) => !a.startsWith('--'));
 
 function find(dir, suffix) {
@@ -88,7 +94,9 @@ function runVmSuite() {
 }
 
 let total;
-if (inGuest) {
+if (debOnly) {
+  total = await runSpecs(find(join(dist, 'test', 'package'), '.debspec.js'), 1);
+} else if (inGuest) {
   const files = find(join(dist, 'test', 'vm'), '.vmspec.js').sort();
   total = await runSpecs(files, 1);
 } else {
@@ -113,6 +121,11 @@ if (inGuest) {
     );
     const vm = await runVmSuite();
     total = { passed: total.passed + vm.passed, failed: total.failed + vm.failed };
+  }
+  if (filters.length === 0 && process.env.LVP_SKIP_DEB !== '1') {
+    process.stdout.write(`\nso far: ${total.passed} passed, ${total.failed} failed\n--- the .deb package\n`);
+    const deb = await runSpecs(find(join(dist, 'test', 'package'), '.debspec.js'), 1);
+    total = { passed: total.passed + deb.passed, failed: total.failed + deb.failed };
   }
 }
 if (faultReports.length > 0) {
