@@ -22,7 +22,7 @@ export default tseslint.config(
   },
   {
     // Entry points and tooling may read the environment; tests read loosely typed JSON bodies.
-    files: ['src/config/**', 'src/main.ts', 'src/cli/**', 'test/**', 'scripts/**', '**/*.mjs'],
+    files: ['src/config/**', 'src/main.ts', 'src/cli/**', 'test/**', 'bench/**', 'scripts/**', '**/*.mjs'],
     rules: { 'no-restricted-syntax': 'off', '@typescript-eslint/no-explicit-any': 'off' },
   },
 );
