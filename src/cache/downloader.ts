@@ -6,7 +6,6 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NoSpaceError, SourceError } from '../common/errors';
-import { fsyncPath } from '../common/fsync';
 import type { ImageRef, ImageSource } from '../storage/image-source';
 
 export interface DownloadOptions {
@@ -36,7 +35,8 @@ export interface Downloaded {
  * after a delay and resumes from the bytes already on disk (the hash state is rebuilt from that
  * partial file: it is ours, on local disk). If the object changed meanwhile (another etag, or the
  * server sends it whole), the download restarts from zero instead of mixing versions. The file is
- * fsynced before this resolves.
+ * NOT fsynced: the caller decides when its bytes must be durable (the cache does it once the first
+ * jobs have used the image, off their critical path).
  */
 export async function download(options: DownloadOptions): Promise<Downloaded> {
   const { source, path, signal } = options;
@@ -85,7 +85,6 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
       if (ref.size !== undefined && bytes < ref.size) {
         throw new SourceError(`${ref.url} ended after ${bytes} of ${ref.size} bytes`, { url: ref.url }, true);
       }
-      await fsyncPath(path);
       return { sha256: hash.digest('hex'), bytes, etag: ref.etag };
     } catch (error) {
       if (signal.aborted) throw error;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { access, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { concat, defer, finalize, from, map, mergeMap, Observable, of, ReplaySubject, share } from 'rxjs';
 import { ChecksumMismatchError, DomainError, SourceError } from '../common/errors';
 import type { JobScope } from '../common/job-scope';
@@ -51,7 +51,7 @@ type DownloadEvent =
  * recently used images are evicted beyond CACHE_MAX_BYTES / CACHE_MAX_ENTRIES, never one in use.
  */
 @Injectable()
-export class ImageCache implements ImageStore, OnModuleInit {
+export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageCache.name);
   private readonly storeDir: string;
   readonly tmpDir: string;
@@ -60,6 +60,10 @@ export class ImageCache implements ImageStore, OnModuleInit {
   private readonly readers = new Map<string, number>();
   private readonly cleanups = new Set<Promise<unknown>>();
   private readonly unpacking = new Map<string, Promise<string>>();
+  /** New store files whose data is not yet fsynced, hence not yet in the index (by sha256). */
+  private readonly notDurable = new Set<string>();
+  /** Running fsync-then-index steps, by sha256. */
+  private readonly durability = new Map<string, Promise<void>>();
   hits = 0;
   misses = 0;
   evictions = 0;
@@ -104,10 +108,25 @@ export class ImageCache implements ImageStore, OnModuleInit {
   }
 
   obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent> {
-    return defer(() => {
-      const hit = this.lookup(request);
-      return hit ? this.serveHit(hit, request, job) : this.serveMiss(request, job);
-    });
+    return defer(async () => {
+      // An image downloaded moments ago is indexed once it is durable: wait for that, then hit it.
+      await this.settled();
+      return this.lookup(request);
+    }).pipe(mergeMap((hit) => (hit ? this.serveHit(hit, request, job) : this.serveMiss(request, job))));
+  }
+
+  /**
+   * Makes every new store file durable and indexed. A file no job reads any more is fsynced now;
+   * one still being read is fsynced when its last reader lets go (see unpin).
+   */
+  private async settled(): Promise<void> {
+    for (const sha256 of [...this.notDurable]) this.makeDurable(sha256);
+    await Promise.allSettled([...this.durability.values()]);
+  }
+
+  /** Shutdown, before the database closes: the index must know the files jobs downloaded. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.settled();
   }
 
   /**
@@ -167,6 +186,7 @@ export class ImageCache implements ImageStore, OnModuleInit {
   }
 
   async remove(sha256: string): Promise<void> {
+    await this.settled();
     const entry = this.repository.get(sha256);
     if (!entry) throw new CacheEntryNotFoundError(sha256);
     const readers = this.readers.get(this.pathOf(sha256)) ?? 0;
@@ -345,13 +365,45 @@ export class ImageCache implements ImageStore, OnModuleInit {
       return stored;
     }
     const path = this.pathOf(sha256);
+    // Verified bytes, still only in the page cache: the jobs waiting for them read them from there.
+    // The fsync and the index row come after those jobs (makeDurable): their volume writes then
+    // get the disk to themselves. A crash before it leaves a file without a row, which start-up
+    // removes; a row never names a file that is not durable.
     await rename(partial, path);
-    await fsyncPath(this.storeDir);
-    this.repository.add({ sha256, size, format, url, etag }, new Date().toISOString());
+    this.pendingIndex.set(sha256, { sha256, size, format, url, etag });
+    this.notDurable.add(sha256);
     const stored = { path, sha256, size, cached: true };
     this.pin(stored);
-    await this.evict();
     return stored;
+  }
+
+  private readonly pendingIndex = new Map<string, Parameters<CacheRepository['add']>[0]>();
+
+  private makeDurable(sha256: string): void {
+    if (!this.notDurable.delete(sha256)) return;
+    const started = Date.now();
+    const step = (async () => {
+      const row = this.pendingIndex.get(sha256)!;
+      try {
+        await fsyncPath(this.pathOf(sha256));
+        await fsyncPath(this.storeDir);
+        this.repository.add(row, new Date().toISOString());
+        this.logger.debug({ sha256, seconds: (Date.now() - started) / 1000, msg: 'cache file made durable' });
+        await this.evict();
+      } catch (error) {
+        // Not durable, not indexed: the file is of no use to later jobs.
+        this.logger.warn({
+          sha256,
+          error: (error as Error).message,
+          msg: 'could not keep the download in the cache',
+        });
+        await rm(this.pathOf(sha256), { force: true });
+      } finally {
+        this.pendingIndex.delete(sha256);
+        this.durability.delete(sha256);
+      }
+    })();
+    this.durability.set(sha256, step);
   }
 
   private pin(stored: Stored): void {
@@ -365,6 +417,7 @@ export class ImageCache implements ImageStore, OnModuleInit {
       return;
     }
     this.readers.delete(stored.path);
+    if (stored.cached) this.makeDurable(stored.sha256);
     if (!stored.cached) {
       void rm(stored.path, { force: true });
       void rm(`${stored.path}.unpacked`, { force: true });
@@ -373,7 +426,8 @@ export class ImageCache implements ImageStore, OnModuleInit {
 
   private acquire(stored: Stored, cacheHit: boolean): LocalImage {
     this.pin(stored);
-    if (stored.cached) this.repository.touch(stored.sha256, new Date().toISOString());
+    if (stored.cached && !this.notDurable.has(stored.sha256))
+      this.repository.touch(stored.sha256, new Date().toISOString());
     let released = false;
     return {
       path: stored.path,
