@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Daemon } from '../test/harness/daemon';
 import { BUCKET, S3Server } from '../test/harness/s3-server';
-import { evict, provisionViaApi } from './api-client';
+import { evict, provisionViaApi, untilCached } from './api-client';
 import { provisionBlock, type LvKind } from './block-path';
 import { sh, timed } from './exec';
 import { load, type LoadResult } from './http-load';
@@ -138,6 +138,7 @@ async function main(): Promise<Record<string, Result>> {
     });
     const removeVolume = (name: string) => rm(join(volumeDir, `${name}.raw`), { force: true });
     let lastJobId = '';
+    const cacheDurable: number[] = [];
     const viaApi = async (
       key: keyof typeof images,
       volume: string,
@@ -147,6 +148,7 @@ async function main(): Promise<Record<string, Result>> {
       if (cold) await evict(daemon, sha[key]);
       const result = await provisionViaApi(daemon, request(key, volume), follow);
       if (result.job.cache_hit === cold) throw new Error(`expected cache_hit=${!cold} for ${volume}`);
+      if (cold) cacheDurable.push(await untilCached(daemon, sha[key]));
       lastJobId = result.job.job_id;
       await removeVolume(volume);
       return result;
@@ -179,6 +181,7 @@ async function main(): Promise<Record<string, Result>> {
       detail: {
         seconds: summarize(p1),
         sse_cost_ratio: round(median(p1.api_sse) / median(p1.api_poll)),
+        cache_durable_after_completed_s: round(median(cacheDurable)),
         target: 'file volume (VOLUME_BACKEND=file) on the host filesystem',
         script: 'curl GET → sha256sum → qemu-img convert -O raw → sync FILE',
       },
