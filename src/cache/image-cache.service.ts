@@ -175,10 +175,21 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     return running;
   }
 
+  /** Indexed entries, and downloads that will be indexed once durable (their jobs are still on). */
   list(): { entry: CacheEntry; readers: number }[] {
-    return this.repository
-      .all()
-      .map((entry) => ({ entry, readers: this.readers.get(this.pathOf(entry.sha256)) ?? 0 }));
+    const waiting = [...this.pendingIndex.values()].map((row): CacheEntry => ({
+      sha256: row.sha256,
+      size: row.size,
+      format: row.format,
+      createdAt: row.storedAt,
+      lastUsedAt: row.storedAt,
+      useCount: 1,
+      sources: row.etag === undefined ? [] : [{ url: row.url, etag: row.etag }],
+    }));
+    return [...this.repository.all(), ...waiting].map((entry) => ({
+      entry,
+      readers: this.readers.get(this.pathOf(entry.sha256)) ?? 0,
+    }));
   }
 
   get limits() {
@@ -370,14 +381,17 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     // get the disk to themselves. A crash before it leaves a file without a row, which start-up
     // removes; a row never names a file that is not durable.
     await rename(partial, path);
-    this.pendingIndex.set(sha256, { sha256, size, format, url, etag });
+    this.pendingIndex.set(sha256, { sha256, size, format, url, etag, storedAt: new Date().toISOString() });
     this.notDurable.add(sha256);
     const stored = { path, sha256, size, cached: true };
     this.pin(stored);
     return stored;
   }
 
-  private readonly pendingIndex = new Map<string, Parameters<CacheRepository['add']>[0]>();
+  private readonly pendingIndex = new Map<
+    string,
+    Parameters<CacheRepository['add']>[0] & { storedAt: string }
+  >();
 
   private makeDurable(sha256: string): void {
     if (!this.notDurable.delete(sha256)) return;
@@ -387,7 +401,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
       try {
         await fsyncPath(this.pathOf(sha256));
         await fsyncPath(this.storeDir);
-        this.repository.add(row, new Date().toISOString());
+        this.repository.add(row, row.storedAt);
         this.logger.debug({ sha256, seconds: (Date.now() - started) / 1000, msg: 'cache file made durable' });
         await this.evict();
       } catch (error) {
