@@ -103,20 +103,7 @@ export class QemuImg {
   convert(source: string, target: string, options: ConvertOptions): Observable<number> {
     return new Observable<number>((subscriber) => {
       const abort = new AbortController();
-      const args = [
-        'convert',
-        '-p',
-        '-n',
-        '-W',
-        '-f',
-        options.sourceFormat,
-        '-O',
-        'raw',
-        '-t',
-        options.targetCache,
-      ];
-      if (options.targetIsZero) args.push('--target-is-zero');
-      args.push(source, target);
+      const args = convertArgs(source, target, options);
       const child = run('qemu-img', args, { signal: abort.signal });
       options.track?.(child.catch(() => undefined));
       child.stdout?.setEncoding('utf8');
@@ -133,4 +120,34 @@ export class QemuImg {
       };
     });
   }
+}
+
+/**
+ * qemu-img's arguments for writing an image as raw data into an existing volume:
+ * -n never create or truncate the target; -W lets writes complete out of order (measured 0.57 of
+ * the default time on a loop device with -t none); -t none or writeback, never the default
+ * `unsafe` (no flush). --target-is-zero skips writing zeros, but only together with -t none:
+ * with -t writeback on a fresh sparse ext4 file its writes averaged 21.6 ms instead of 0.8 ms
+ * (strace -c), 2.7x the time of leaving it out (docs/performance.md).
+ */
+export function convertArgs(
+  source: string,
+  target: string,
+  options: Pick<ConvertOptions, 'sourceFormat' | 'targetCache' | 'targetIsZero'>,
+): string[] {
+  const args = [
+    'convert',
+    '-p',
+    '-n',
+    '-W',
+    '-f',
+    options.sourceFormat,
+    '-O',
+    'raw',
+    '-t',
+    options.targetCache,
+  ];
+  if (options.targetIsZero && options.targetCache === 'none') args.push('--target-is-zero');
+  args.push(source, target);
+  return args;
 }

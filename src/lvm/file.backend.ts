@@ -3,6 +3,7 @@ import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fsyncPath } from '../common/fsync';
 import { Settings } from '../config/settings';
+import { acceptsDirectIo } from './direct-io';
 import { describeHolders, processesHolding } from './open-files';
 import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
 
@@ -42,11 +43,11 @@ export class FileBackend implements VolumeBackend {
     } finally {
       await handle.close();
     }
-    return { name, path, sizeBytes, readsAsZeros: true, cacheMode: 'writeback' };
+    return { name, path, sizeBytes, readsAsZeros: true, cacheMode: await cacheModeFor(path) };
   }
 
   async reuse(volume: ExistingVolume): Promise<WritableVolume> {
-    return { ...volume, readsAsZeros: false, cacheMode: 'writeback' };
+    return { ...volume, readsAsZeros: false, cacheMode: await cacheModeFor(volume.path) };
   }
 
   async clearTail(volume: WritableVolume, imageBytes: number): Promise<void> {
@@ -60,4 +61,12 @@ export class FileBackend implements VolumeBackend {
   async remove(name: string): Promise<void> {
     await rm(this.pathFor(name), { force: true });
   }
+}
+
+/**
+ * O_DIRECT where the filesystem takes it: measured on ext4 (docs/performance.md) it is as fast as
+ * writeback for the data and, unlike writeback, stays fast with --target-is-zero.
+ */
+async function cacheModeFor(path: string): Promise<WritableVolume['cacheMode']> {
+  return (await acceptsDirectIo(path)) ? 'none' : 'writeback';
 }

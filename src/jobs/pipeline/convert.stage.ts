@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import { catchError, concat, defer, map, of, type Observable } from 'rxjs';
 import { NoSpaceError } from '../../common/errors';
-import type { QemuImg } from '../../convert/qemu-img';
+import { convertArgs, type QemuImg } from '../../convert/qemu-img';
 import { jobLog, type JobEvent } from '../job-event';
 import { throughput } from '../job-log';
 import type { JobContext } from './job-context';
@@ -45,7 +45,11 @@ export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobE
           seconds,
           bytes_per_second: throughput(bytes, seconds),
           target_cache: ctx.volume!.cacheMode,
-          target_is_zero: ctx.volume!.readsAsZeros,
+          target_is_zero: convertArgs('', '', {
+            sourceFormat: ctx.format!,
+            targetCache: ctx.volume!.cacheMode,
+            targetIsZero: ctx.volume!.readsAsZeros,
+          }).includes('--target-is-zero'),
         }),
       );
     }),
