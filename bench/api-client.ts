@@ -52,19 +52,3 @@ export async function evict(daemon: Daemon, sha256: string): Promise<void> {
     throw new Error(`cache delete refused: ${answer.status} ${JSON.stringify(answer.body)}`);
   }
 }
-
-/**
- * Seconds until the daemon lists an image in its cache. A download is made durable and indexed
- * after the job that fetched it completes (off its critical path); the bench waits for that so the
- * deferred fsync does not land on the next variant's time.
- */
-export async function untilCached(daemon: Daemon, sha256: string, timeoutMs = 120_000): Promise<number> {
-  const start = performance.now();
-  for (;;) {
-    const { body } = await daemon.request('GET', '/api/v1/cache');
-    if ((body.entries as { sha256: string }[]).some((e) => e.sha256 === sha256)) break;
-    if (performance.now() - start > timeoutMs) throw new Error(`image ${sha256} never appeared in the cache`);
-    await sleep(20);
-  }
-  return (performance.now() - start) / 1000;
-}

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Daemon } from '../test/harness/daemon';
 import { BUCKET, S3Server } from '../test/harness/s3-server';
-import { evict, provisionViaApi, untilCached } from './api-client';
+import { evict, provisionViaApi } from './api-client';
 import { provisionBlock, type LvKind } from './block-path';
 import { sh, timed } from './exec';
 import { load, type LoadResult } from './http-load';
@@ -148,7 +148,9 @@ async function main(): Promise<Record<string, Result>> {
       if (cold) await evict(daemon, sha[key]);
       const result = await provisionViaApi(daemon, request(key, volume), follow);
       if (result.job.cache_hit === cold) throw new Error(`expected cache_hit=${!cold} for ${volume}`);
-      if (cold) cacheDurable.push(await untilCached(daemon, sha[key]));
+      // The daemon fsyncs a new download after its job; `sync` waits for that (and anything else
+      // dirty) so it does not land on the next variant's clock. Its time is reported, not hidden.
+      if (cold) cacheDurable.push(await timed(() => sh('sync', [])));
       lastJobId = result.job.job_id;
       await removeVolume(volume);
       return result;
@@ -181,7 +183,7 @@ async function main(): Promise<Record<string, Result>> {
       detail: {
         seconds: summarize(p1),
         sse_cost_ratio: round(median(p1.api_sse) / median(p1.api_poll)),
-        cache_durable_after_completed_s: round(median(cacheDurable)),
+        sync_after_cold_job_s: round(median(cacheDurable)),
         target: 'file volume (VOLUME_BACKEND=file) on the host filesystem',
         script: 'curl GET → sha256sum → qemu-img convert -O raw → sync FILE',
       },
@@ -193,6 +195,7 @@ async function main(): Promise<Record<string, Result>> {
     for (const key of ['data', 'text'] as const) {
       const warmup = await provisionViaApi(daemon, request(key, `p2-warmup-${key}`), 'poll');
       cachePath[key] = warmup.job.image_path;
+      await sh('sync', []);
       await removeVolume(`p2-warmup-${key}`);
     }
     const p2file: Record<string, Record<string, number[]>> = {};
