@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
@@ -11,20 +9,11 @@ import { LVP_MAIN, Lvp, runLvp, shellQuote, Tmux } from '../harness/lvp';
 import { TestCa } from '../harness/pki';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
+import { freePort } from '../harness/ports';
 import { smallQcow2, smallRaw } from '../fixtures/images';
 
 const TOKEN = 'tok-cli-0123456789abcdef';
 const MIB = 1024 * 1024;
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 describe('lvp, the command-line client, against a real daemon', () => {
   const work = makeWorkdir('cli');
@@ -140,7 +129,7 @@ describe('lvp, the command-line client, against a real daemon', () => {
     assert.equal((await runLvp(['jobs'], { LVP_URL: daemon.url })).code, 4, 'no token at all');
     assert.equal(await jobCount(), before);
     const nobody = await runLvp(['status', '00000000-0000-4000-8000-000000000000'], {
-      LVP_URL: `http://127.0.0.1:${await closedPort()}`,
+      LVP_URL: `http://127.0.0.1:${await freePort()}`,
     });
     assert.equal(nobody.code, 4);
     assert.match(nobody.stderr, /connection refused/);

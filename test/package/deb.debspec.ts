@@ -14,7 +14,6 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BookwormChroot, mustRun, nodejsRepository } from '../harness/bookworm-chroot';
@@ -22,6 +21,7 @@ import { processesMentioning } from '../harness/processes';
 import { repoRoot } from '../harness/repo';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
+import { freePort } from '../harness/ports';
 
 // The .deb, end to end: built by scripts/package-deb.sh from this compiled tree, checked with
 // lintian, installed with apt into a clean bookworm chroot (nodejs from a local repository that
@@ -37,15 +37,6 @@ const CACHE = process.env.LVP_DEB_TEST_CACHE ?? '/var/cache/libvirt-volume-provi
 // The compiled tree this spec runs from (dist, or TEST_DIST): <dist>/test/package/deb.debspec.js.
 const DIST = join(__dirname, '..', '..');
 const isRoot = process.getuid?.() === 0;
-
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
 
 function mode(path: string): string {
   return (statSync(path).mode & 0o7777).toString(8).padStart(4, '0');
