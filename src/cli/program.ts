@@ -3,20 +3,15 @@ import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { IMAGE_TYPES } from '../convert/image-format';
 import { JOB_STATUSES } from '../jobs/job.model';
-import { ApiClient } from './api-client';
+import { ApiClient, type ConnectionOptions } from './api-client';
 import * as commands from './commands';
 import { EXIT_CODES_HELP, type ExitCode } from './exit-codes';
 
-interface GlobalOptions {
-  url: string;
-  token?: string;
-  cert?: string;
-  key?: string;
-  cacert?: string;
-  insecure?: boolean;
+/** The global flags: how to reach the daemon (as the API client takes it), plus output options. */
+type GlobalOptions = Omit<ConnectionOptions, 'timeoutSeconds' | 'userAgent'> & {
   timeout: number;
   json?: boolean;
-}
+};
 
 const ENVIRONMENT_HELP = `Environment:
   LVP_URL, LVP_TOKEN, LVP_CERT, LVP_KEY, LVP_CACERT, LVP_TIMEOUT   defaults for the options of the same name

@@ -210,15 +210,7 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
     // Stages that finished: all seven of the completed job; resolve and checking_cache of the
     // other two (one failed in inspecting, the other was cancelled while downloading).
     const stages = Object.fromEntries(
-      [
-        'resolve',
-        'checking_cache',
-        'downloading',
-        'inspecting',
-        'creating_volume',
-        'converting',
-        'finalizing',
-      ].map((stage) => [stage, moved(now, baseline, 'stage_duration_seconds_count', { stage })]),
+      STAGES.map((stage) => [stage, moved(now, baseline, 'stage_duration_seconds_count', { stage })]),
     );
     assert.deepEqual(stages, {
       resolve: 3,
