@@ -111,19 +111,7 @@ async function bootstrap(settings: Settings): Promise<void> {
     }),
   });
 
-  if (settings.docsEnabled) {
-    const document = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('libvirt-volume-provisioner')
-        .setDescription('Fills libvirt VM volumes with verified images, with progress all the way.')
-        .setVersion(process.env.npm_package_version ?? '0.1.0')
-        .addBearerAuth()
-        .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Token' }, 'X-API-Token')
-        .build(),
-    );
-    SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json' });
-  }
+  if (settings.docsEnabled) setupDocs(app);
 
   // SIGTERM/SIGINT: stop taking jobs, let running ones finish (SHUTDOWN_GRACE), exit 0. Not via
   // Nest's enableShutdownHooks(): it also takes SIGHUP (a reload would stop the daemon) and
@@ -178,6 +166,24 @@ async function bootstrap(settings: Settings): Promise<void> {
     port: address.port,
     socket_activated: inherited !== undefined,
     msg: `listening on ${scheme}://${address.address}:${address.port}`,
+  });
+}
+
+/**
+ * Swagger UI at /docs and the OpenAPI document at /docs/json. The document is built on the first
+ * request for it (SwaggerModule takes a factory), not at start: a daemon whose docs nobody reads
+ * does not keep the document in memory.
+ */
+function setupDocs(app: NestFastifyApplication): void {
+  const config = new DocumentBuilder()
+    .setTitle('libvirt-volume-provisioner')
+    .setDescription('Fills libvirt VM volumes with verified images, with progress all the way.')
+    .setVersion(process.env.npm_package_version ?? '0.1.0')
+    .addBearerAuth()
+    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Token' }, 'X-API-Token')
+    .build();
+  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, config), {
+    jsonDocumentUrl: 'docs/json',
   });
 }
 

@@ -74,3 +74,24 @@ describe('Swagger UI and the OpenAPI document', () => {
     assert.match(text, /DELETE\s*\/api\/v1\/cancel\/\{job_id\}/);
   });
 });
+
+describe('DOCS_ENABLED=false', () => {
+  const work = makeWorkdir('swagger-off');
+  let daemon: Daemon;
+
+  before(async () => {
+    daemon = await new Daemon({ dir: work.dir, env: { DOCS_ENABLED: 'false' } }).start();
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    work.cleanup();
+  });
+
+  it('serves neither Swagger UI nor the OpenAPI document (404), and the API still answers', async () => {
+    for (const path of ['/docs', '/docs/', '/docs/json', '/docs/swagger-ui-init.js', '/docs-yaml']) {
+      assert.equal((await daemon.request('GET', path)).status, 404, path);
+    }
+    assert.equal((await daemon.request('GET', '/health')).status, 200);
+  });
+});
