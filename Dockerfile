@@ -40,4 +40,5 @@ WORKDIR /var/lib/libvirt-volume-provisioner
 EXPOSE 8080
 # SIGTERM: running jobs get SHUTDOWN_GRACE (default 30 s); use `docker stop -t 60` or more.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["/usr/local/bin/node", "/usr/lib/libvirt-volume-provisioner/dist/src/main.js"]
+# The node options of the .deb's launcher (packaging/deb/bin/libvirt-volume-provisioner; docs/performance.md, P5).
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=1", "/usr/lib/libvirt-volume-provisioner/dist/src/main.js"]

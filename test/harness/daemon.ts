@@ -1,10 +1,13 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
+import { daemonNodeFlags } from './node-flags';
 import { readSse } from './sse';
 import { waitFor } from './wait';
 
 const MAIN = join(__dirname, '..', '..', 'src', 'main.js');
+/** Started as production starts it: the packaged launcher's node options, then main.js. */
+const NODE_ARGS = [...daemonNodeFlags(), MAIN];
 
 /**
  * Every test daemon: a free port, and image servers on loopback allowed (the tests' servers all
@@ -52,7 +55,7 @@ export class Daemon {
   }
 
   async start(): Promise<this> {
-    const child = spawn(process.execPath, [MAIN], {
+    const child = spawn(process.execPath, NODE_ARGS, {
       cwd: this.options.dir,
       env: { ...TEST_ENV, LOG_LEVEL: 'debug', ...this.options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -92,7 +95,7 @@ export class Daemon {
     options: DaemonOptions,
     timeoutMs = 20_000,
   ): Promise<{ code: number | null; output: string }> {
-    const child = spawn(process.execPath, [MAIN], {
+    const child = spawn(process.execPath, NODE_ARGS, {
       cwd: options.dir,
       env: { ...TEST_ENV, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
