@@ -20,7 +20,8 @@ export function daemonNodeFlags(launcher = LAUNCHER): string[] {
   if (main < 0) throw new Error(`${launcher}: the exec line names no main.js`);
   const flags = words.slice(0, main);
   for (const flag of flags) {
-    if (!/^--[a-z0-9-]+(=\S+)?$/.test(flag)) throw new Error(`${launcher}: '${flag}' is not a plain node option`);
+    if (!/^--[a-z0-9-]+(=\S+)?$/.test(flag))
+      throw new Error(`${launcher}: '${flag}' is not a plain node option`);
   }
   return flags;
 }

@@ -17,6 +17,7 @@ import {
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { BookwormChroot, mustRun, nodejsRepository } from '../harness/bookworm-chroot';
+import { daemonNodeFlags } from '../harness/node-flags';
 import { processesMentioning } from '../harness/processes';
 import { repoRoot } from '../harness/repo';
 import { waitFor } from '../harness/wait';
@@ -245,6 +246,9 @@ describe(
       assert.equal(status, 200);
       // It keeps its state where the packaged settings say.
       assert.ok(existsSync(inside.path(`${STATE}/provisioner.db`)));
+      // The launcher exec's node (same pid) with the options the test harness also uses.
+      const argv = readFileSync(`/proc/${daemon.pid}/cmdline`, 'utf8').split('\0');
+      assert.deepEqual(argv.slice(0, -1), ['/usr/bin/node', ...daemonNodeFlags(), MAIN]);
       daemon.kill('SIGTERM');
       const [code] = await exited;
       assert.equal(code, 0, readFileSync(join(work.dir, 'daemon.log'), 'utf8'));
