@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpsAgent } from 'node:https';
 import { Injectable, Logger } from '@nestjs/common';
-import { Client, S3Error } from 'minio';
+import type { Client } from 'minio';
 import { SourceError } from '../common/errors';
 import { Settings } from '../config/settings';
 import { httpGet, statusError } from './http-get';
@@ -9,6 +9,17 @@ import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-sou
 import { readSmallText } from './read-small';
 import { isUntrustedCertificate } from './tls-error';
 import { normalizeEtag, parseEndpoint, S3Endpoint, s3Location, S3Location } from './s3-location';
+
+/**
+ * The minio client and its dependencies (lodash among them) hold ~6 MiB of V8 heap: loaded when an S3
+ * endpoint is configured, not by every daemon (docs/performance.md, "Memory (P5), measured").
+ */
+let minio: typeof import('minio') | undefined;
+function loadMinio(): typeof import('minio') {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  minio ??= require('minio') as typeof import('minio');
+  return minio;
+}
 
 /** Lifetime of the signed URLs the downloads use; a transfer that outlives it gets a new one on retry. */
 const PRESIGN_SECONDS = 6 * 3600;
@@ -41,7 +52,7 @@ export class S3Source implements ImageSource {
           'anyone on the path can serve images. Use MINIO_CA_FILE instead.',
       );
     }
-    this.client = new Client({
+    this.client = new (loadMinio().Client)({
       endPoint: this.endpoint.host,
       port: this.endpoint.port,
       useSSL: this.endpoint.useSSL,
@@ -111,7 +122,7 @@ export class S3Source implements ImageSource {
       const body = await this.client!.getObject(sidecar.bucket, sidecar.key);
       return await readSmallText(body, SIDECAR_MAX_BYTES, `s3://${sidecar.bucket}/${sidecar.key}`);
     } catch (error) {
-      if (error instanceof S3Error && ['NotFound', 'NoSuchKey'].includes(String(error.code)))
+      if (error instanceof loadMinio().S3Error && ['NotFound', 'NoSuchKey'].includes(String(error.code)))
         return undefined;
       throw this.translate(error, `s3://${sidecar.bucket}/${sidecar.key}`);
     }
@@ -134,7 +145,7 @@ export class S3Source implements ImageSource {
   /** minio errors → SourceError with what the operator should check. */
   private translate(error: unknown, url: string): Error {
     if (error instanceof SourceError) return error;
-    if (error instanceof S3Error) {
+    if (error instanceof loadMinio().S3Error) {
       const code = String(error.code ?? '');
       const hints: Record<string, string> = {
         NotFound: 'the object does not exist',
