@@ -15,6 +15,7 @@ import { JobsService } from '../jobs/jobs.service';
 import { ShaParamPipe } from './sha-param.pipe';
 import { CacheListDto } from './cache.dto';
 import { ImageCache } from './image-cache.service';
+import { RequestId } from '../common/request-id.decorator';
 
 @ApiTags('cache')
 @Controller('api/v1/cache')
@@ -73,9 +74,16 @@ export class CacheController {
   async prefetch(
     @Body() body: PrefetchRequestDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @RequestId() requestId: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ProvisionAcceptedDto> {
-    const { job, replayed } = await this.jobs.prefetch({ ...body }, idempotencyKey || undefined);
+    const { job, replayed } = await this.jobs.prefetch(
+      { ...body },
+      {
+        idempotencyKey: idempotencyKey || undefined,
+        requestId,
+      },
+    );
     if (replayed) reply.status(200);
     return { job_id: job.id, status: job.status, status_url: `/api/v1/status/${job.id}` };
   }
