@@ -109,8 +109,8 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
 
   obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent> {
     return defer(async () => {
-      // An image downloaded moments ago is indexed once it is durable: wait for that, then hit it.
-      await this.settled();
+      // This image, downloaded moments ago, is indexed once it is durable: wait for that, then hit it.
+      await this.durableNow(this.pendingFor(request));
       return this.lookup(request);
     }).pipe(mergeMap((hit) => (hit ? this.serveHit(hit, request, job) : this.serveMiss(request, job))));
   }
@@ -120,8 +120,24 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
    * one still being read is fsynced when its last reader lets go (see unpin).
    */
   private async settled(): Promise<void> {
-    for (const sha256 of [...this.notDurable]) this.makeDurable(sha256);
-    await Promise.allSettled([...this.durability.values()]);
+    await this.durableNow([...this.notDurable, ...this.durability.keys()]);
+  }
+
+  /** Makes these new store files durable and indexed now, and waits for that; others are left alone. */
+  private async durableNow(sha256s: string[]): Promise<void> {
+    for (const sha256 of sha256s) this.makeDurable(sha256);
+    await Promise.allSettled(sha256s.map((sha256) => this.durability.get(sha256)));
+  }
+
+  /** New store files, not yet indexed, that the request would hit once they are (by sha256). */
+  private pendingFor({ ref, expected }: ImageRequest): string[] {
+    return [...this.pendingIndex.values()]
+      .filter((row) =>
+        expected
+          ? row.sha256 === expected.sha256
+          : ref.etag !== undefined && row.url === ref.url && row.etag === ref.etag && row.size === ref.size,
+      )
+      .map((row) => row.sha256);
   }
 
   /** Shutdown, before the database closes: the index must know the files jobs downloaded. */
@@ -197,7 +213,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   }
 
   async remove(sha256: string): Promise<void> {
-    await this.settled();
+    await this.durableNow([sha256]);
     const entry = this.repository.get(sha256);
     if (!entry) throw new CacheEntryNotFoundError(sha256);
     const readers = this.readers.get(this.pathOf(sha256)) ?? 0;
