@@ -7,7 +7,7 @@ import { Daemon } from '../harness/daemon';
 import { BUCKET, S3Server } from '../harness/s3-server';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
-import { rawReference, sameBytes, sha256File, uniqueQcow2 } from '../fixtures/images';
+import { rawReference, sameBytes, sha256File, slowQcow2, uniqueQcow2 } from '../fixtures/images';
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
@@ -203,5 +203,45 @@ describe('compressed qcow2: expanded copies and CACHE_MAX_BYTES', () => {
     );
     assert.ok(!existsSync(join(t.store, sha)));
     assert.ok(!existsSync(join(t.store, `${sha}.expanded`)));
+  });
+});
+
+describe('a cache lookup waits only for the pending fsync of its own image', () => {
+  // Small enough that slow.qcow2 gets no expanded copy: this block is about the deferred fsync.
+  const t = bed('settle-own', { CACHE_MAX_BYTES: String(100 * MIB), MAX_CONCURRENT_JOBS: '2' });
+
+  it('serves a cache hit of another image without forcing the fsync of a download still being read', async () => {
+    const cached = uniqueQcow2(t.work.dir, 'hit');
+    await t.s3.put('hit.qcow2', cached);
+    assert.equal((await provision(t, 'hit.qcow2', 'vm-hit-1')).status, 'completed');
+    await waitFor('hit.qcow2 to be durable', () =>
+      t.daemon.jsonLogs().some((l) => l.msg === 'cache file made durable' && l.sha256 === sha256File(cached)),
+    );
+
+    // A new download whose job converts for seconds (compressed clusters): its fsync waits for it.
+    await t.s3.put('slow.qcow2', slowQcow2());
+    const slowSha = sha256File(slowQcow2());
+    const slow = await t.daemon.provision({
+      image_url: `s3://${BUCKET}/slow.qcow2`,
+      volume_name: 'vm-slow',
+      volume_size_gb: 2,
+      image_type: 'qcow2',
+    });
+    await t.daemon.reachStage(slow.body.job_id, 'converting');
+    const durable = () =>
+      t.daemon.jsonLogs().some((l) => l.msg === 'cache file made durable' && l.sha256 === slowSha);
+
+    const hit = await provision(t, 'hit.qcow2', 'vm-hit-2');
+    assert.equal(hit.status, 'completed', hit.error);
+    assert.equal(hit.cache_hit, true);
+    assert.equal(
+      (await t.daemon.status(slow.body.job_id)).body.status,
+      'running',
+      'slow.qcow2 converts for longer',
+    );
+    assert.ok(!durable(), 'the cache hit forced the fsync of another image that a job still reads');
+
+    assert.equal((await t.daemon.waitFinal(slow.body.job_id, 120_000)).status, 'completed');
+    await waitFor('slow.qcow2 to be durable after its job', durable);
   });
 });
