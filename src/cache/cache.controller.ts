@@ -29,9 +29,10 @@ export class CacheController {
   @ApiOperation({ summary: 'Cached images, totals and hit/miss counters', operationId: 'listCache' })
   @ApiOkResponse({ type: CacheListDto })
   list(): CacheListDto {
-    const entries = this.cache.list().map(({ entry, readers }) => ({
+    const entries = this.cache.list().map(({ entry, readers, expandedBytes }) => ({
       sha256: entry.sha256,
       size: entry.size,
+      expanded_bytes: expandedBytes,
       format: entry.format,
       sources: entry.sources,
       created_at: entry.createdAt,
@@ -41,7 +42,7 @@ export class CacheController {
     }));
     return {
       entries,
-      total_bytes: entries.reduce((sum, e) => sum + e.size, 0),
+      total_bytes: entries.reduce((sum, e) => sum + e.size + e.expanded_bytes, 0),
       total_entries: entries.length,
       max_bytes: this.cache.limits.maxBytes,
       max_entries: this.cache.limits.maxEntries,
