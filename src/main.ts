@@ -6,17 +6,18 @@ import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { resolve } from 'node:path';
 import { AddressInfo } from 'node:net';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
+import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { auditLine } from './auth/audit';
 import { AuthGuard } from './auth/auth.guard';
 import { AllExceptionsFilter, toErrorBody } from './common/all-exceptions.filter';
+import { logRequests } from './common/request-log';
+import { securityHeaders } from './common/security-headers';
 import { validationPipe } from './common/validation';
 import { ConfigError, loadSettings } from './config/load-settings';
 import { Settings } from './config/settings';
@@ -25,7 +26,7 @@ import { Settings } from './config/settings';
 const BODY_LIMIT_BYTES = 16 * 1024;
 const REQUEST_ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** Takes the caller's X-Request-ID when it is sane, else makes one; pino-http reads it from req.id. */
+/** Takes the caller's X-Request-ID when it is sane, else makes one (Fastify's request.id). */
 function requestId(req: IncomingMessage): string {
   const given = req.headers['x-request-id'];
   const id = typeof given === 'string' && REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
@@ -75,6 +76,14 @@ async function bootstrap(settings: Settings): Promise<void> {
   }
 
   const fastify = app.getHttpAdapter().getInstance();
+  logRequests(fastify, PinoLogger.root);
+  // helmet's headers on every answer, refusals included (this hook runs first). The API serves
+  // JSON; Swagger UI needs its inline script, so no CSP (the other headers stay).
+  const headers = securityHeaders({ contentSecurityPolicy: false });
+  fastify.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(headers);
+    done();
+  });
   fastify.addHook('onRequest', (request, reply) => auth.check(request, reply));
   // The API speaks JSON only; a form-encoded or text body is refused (415), not half-understood.
   fastify.addHook('onRequest', async (request, reply) => {
@@ -92,10 +101,6 @@ async function bootstrap(settings: Settings): Promise<void> {
     const audit = auditLine(request, reply, payload);
     if (audit) logger.log(audit);
     return payload;
-  });
-  await app.register(helmet, {
-    // The API serves JSON; Swagger UI needs its inline script, so no CSP (the other headers stay).
-    contentSecurityPolicy: false,
   });
   await app.register(rateLimit, {
     max: settings.rateLimitPerMinute,

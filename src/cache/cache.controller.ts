@@ -15,6 +15,7 @@ import { JobsService } from '../jobs/jobs.service';
 import { ShaParamPipe } from './sha-param.pipe';
 import { CacheListDto } from './cache.dto';
 import { ImageCache } from './image-cache.service';
+import { RequestId } from '../common/request-id.decorator';
 
 @ApiTags('cache')
 @Controller('api/v1/cache')
@@ -28,9 +29,10 @@ export class CacheController {
   @ApiOperation({ summary: 'Cached images, totals and hit/miss counters', operationId: 'listCache' })
   @ApiOkResponse({ type: CacheListDto })
   list(): CacheListDto {
-    const entries = this.cache.list().map(({ entry, readers }) => ({
+    const entries = this.cache.list().map(({ entry, readers, expandedBytes }) => ({
       sha256: entry.sha256,
       size: entry.size,
+      expanded_bytes: expandedBytes,
       format: entry.format,
       sources: entry.sources,
       created_at: entry.createdAt,
@@ -40,7 +42,7 @@ export class CacheController {
     }));
     return {
       entries,
-      total_bytes: entries.reduce((sum, e) => sum + e.size, 0),
+      total_bytes: entries.reduce((sum, e) => sum + e.size + e.expanded_bytes, 0),
       total_entries: entries.length,
       max_bytes: this.cache.limits.maxBytes,
       max_entries: this.cache.limits.maxEntries,
@@ -73,9 +75,16 @@ export class CacheController {
   async prefetch(
     @Body() body: PrefetchRequestDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @RequestId() requestId: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ProvisionAcceptedDto> {
-    const { job, replayed } = await this.jobs.prefetch({ ...body }, idempotencyKey || undefined);
+    const { job, replayed } = await this.jobs.prefetch(
+      { ...body },
+      {
+        idempotencyKey: idempotencyKey || undefined,
+        requestId,
+      },
+    );
     if (replayed) reply.status(200);
     return { job_id: job.id, status: job.status, status_url: `/api/v1/status/${job.id}` };
   }

@@ -15,6 +15,12 @@ export class CacheEntryDto {
   @ApiProperty({ description: 'Bytes on disk (the image as published, e.g. compressed qcow2)' })
   size!: number;
 
+  @ApiProperty({
+    description:
+      'Bytes of its expanded copy (a qcow2 with compressed clusters, rewritten without compression, which jobs read instead), 0 when there is none',
+  })
+  expanded_bytes!: number;
+
   @ApiProperty({ example: 'qcow2', description: 'Format detected from the file header' })
   format!: string;
 
@@ -38,7 +44,7 @@ export class CacheListDto {
   @ApiProperty({ type: [CacheEntryDto], description: 'Most recently used first' })
   entries!: CacheEntryDto[];
 
-  @ApiProperty()
+  @ApiProperty({ description: 'Bytes counted against CACHE_MAX_BYTES: the images and their expanded copies' })
   total_bytes!: number;
 
   @ApiProperty()

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { access, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { access, mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { concat, defer, finalize, from, map, mergeMap, Observable, of, ReplaySubject, share } from 'rxjs';
@@ -9,6 +9,7 @@ import { Settings } from '../config/settings';
 import { fsyncPath } from '../common/fsync';
 import { Decompressor, Wrapper } from '../convert/decompressor';
 import { detectFormat, readImageEnds } from '../convert/image-format';
+import { QemuImg } from '../convert/qemu-img';
 import { IMAGE_SOURCES, ImageSource } from '../storage/image-source';
 import { CacheEntry, CacheRepository } from './cache.repository';
 import { download, retryDelay } from './downloader';
@@ -47,8 +48,10 @@ type DownloadEvent =
 /**
  * The content-addressed image cache: CACHE_DIR/sha256/<hex> holds each image exactly as
  * published, downloads land in CACHE_DIR/tmp (same filesystem) and are renamed into place only
- * after they are fsynced and verified. One download per image however many jobs want it; least
+ * after they are verified. One download per image however many jobs want it; least
  * recently used images are evicted beyond CACHE_MAX_BYTES / CACHE_MAX_ENTRIES, never one in use.
+ * Next to an image: `<hex>.unpacked` (a gz/xz/zst/bz2 image, unpacked) and `<hex>.expanded` (a
+ * qcow2 with compressed clusters, rewritten without compression; counted against CACHE_MAX_BYTES).
  */
 @Injectable()
 export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationShutdown {
@@ -64,6 +67,14 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   private readonly notDurable = new Set<string>();
   /** Running fsync-then-index steps, by sha256. */
   private readonly durability = new Map<string, Promise<void>>();
+  /** Expanded copies on disk (`<hex>.expanded`): their bytes, by sha256. */
+  private readonly expandedBytes = new Map<string, number>();
+  /** Inspected images with compressed qcow2 clusters: what to expand once no job reads it, by sha256. */
+  private readonly expandWanted = new Map<string, { source: string; estimatedBytes: number }>();
+  /** Expansions running in the background, by sha256. */
+  private readonly expanding = new Map<string, { abort: AbortController; done: Promise<boolean> }>();
+  /** Shutting down: no new expansion starts. */
+  private closing = false;
   hits = 0;
   misses = 0;
   evictions = 0;
@@ -75,13 +86,17 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     private readonly repository: CacheRepository,
     @Inject(IMAGE_SOURCES) private readonly sources: ImageSource[],
     private readonly decompressor: Decompressor,
+    private readonly qemuImg: QemuImg,
   ) {
     const root = resolve(settings.cacheDir);
     this.storeDir = join(root, 'sha256');
     this.tmpDir = join(root, 'tmp');
   }
 
-  /** Start-up: partial downloads are removed, the index and the files are made to agree. */
+  /**
+   * Start-up: partial downloads and partial unpacked/expanded copies (all in tmp/) are removed,
+   * the index and the files are made to agree.
+   */
   async onModuleInit(): Promise<void> {
     await mkdir(this.storeDir, { recursive: true, mode: 0o700 });
     await mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
@@ -90,13 +105,19 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     if (partial.length > 0) {
       this.logger.warn({
         files: partial,
-        msg: `removed ${partial.length} partial download(s) left by an earlier run`,
+        msg: `removed ${partial.length} partial download(s) or cache copies left by an earlier run`,
       });
     }
     const files = new Set(await readdir(this.storeDir));
     for (const entry of this.repository.all()) {
-      files.delete(`${entry.sha256}.unpacked`);
-      if (files.delete(entry.sha256)) continue;
+      if (files.delete(entry.sha256)) {
+        files.delete(`${entry.sha256}.unpacked`);
+        if (files.delete(`${entry.sha256}.expanded`)) {
+          this.expandedBytes.set(entry.sha256, (await stat(this.expandedPathOf(entry.sha256))).size);
+        }
+        continue;
+      }
+      // Its unpacked or expanded copy, if any, is removed below with the other strays.
       this.repository.remove(entry.sha256);
       this.logger.warn({ sha256: entry.sha256, msg: 'cache index row had no file; removed the row' });
     }
@@ -109,8 +130,8 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
 
   obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent> {
     return defer(async () => {
-      // An image downloaded moments ago is indexed once it is durable: wait for that, then hit it.
-      await this.settled();
+      // This image, downloaded moments ago, is indexed once it is durable: wait for that, then hit it.
+      await this.durableNow(this.pendingFor(request));
       return this.lookup(request);
     }).pipe(mergeMap((hit) => (hit ? this.serveHit(hit, request, job) : this.serveMiss(request, job))));
   }
@@ -120,12 +141,34 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
    * one still being read is fsynced when its last reader lets go (see unpin).
    */
   private async settled(): Promise<void> {
-    for (const sha256 of [...this.notDurable]) this.makeDurable(sha256);
-    await Promise.allSettled([...this.durability.values()]);
+    await this.durableNow([...this.notDurable, ...this.durability.keys()]);
   }
 
-  /** Shutdown, before the database closes: the index must know the files jobs downloaded. */
+  /** Makes these new store files durable and indexed now, and waits for that; others are left alone. */
+  private async durableNow(sha256s: string[]): Promise<void> {
+    for (const sha256 of sha256s) this.makeDurable(sha256);
+    await Promise.allSettled(sha256s.map((sha256) => this.durability.get(sha256)));
+  }
+
+  /** New store files, not yet indexed, that the request would hit once they are (by sha256). */
+  private pendingFor({ ref, expected }: ImageRequest): string[] {
+    return [...this.pendingIndex.values()]
+      .filter((row) =>
+        expected
+          ? row.sha256 === expected.sha256
+          : ref.etag !== undefined && row.url === ref.url && row.etag === ref.etag && row.size === ref.size,
+      )
+      .map((row) => row.sha256);
+  }
+
+  /**
+   * Shutdown, before the database closes: expansions stop (their partial files are removed), and
+   * the index must know the files jobs downloaded.
+   */
   async beforeApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    for (const { abort } of this.expanding.values()) abort.abort();
+    await Promise.allSettled([...this.expanding.values()].map(({ done }) => done));
     await this.settled();
   }
 
@@ -175,8 +218,126 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     return running;
   }
 
+  /**
+   * The expanded copy of a qcow2 with compressed clusters, made in the background once no job
+   * reads the image (so it never slows the job that downloaded it, nor races its reads): a plain
+   * qcow2 holding the same clusters uncompressed, which later jobs read instead (decompression
+   * bounds qemu-img convert on a compressed qcow2). Written in tmp/, fsynced, renamed to
+   * `<hex>.expanded`; on failure (disk full, a kill) nothing is left in the store.
+   */
+  expandLater(image: LocalImage, readPath: string, estimatedBytes: number): void {
+    // A used-once image (too big to keep) gets no copy; nor one that has a copy already.
+    if (image.path !== this.pathOf(image.sha256)) return;
+    if (this.expandedBytes.has(image.sha256) || this.expanding.has(image.sha256)) return;
+    this.expandWanted.set(image.sha256, { source: readPath, estimatedBytes });
+  }
+
+  private expandedPathOf(sha256: string): string {
+    return `${this.pathOf(sha256)}.expanded`;
+  }
+
+  /** Starts the expansion asked for, once the image is durable and indexed. */
+  private expandWhenDurable(sha256: string): void {
+    const wanted = this.expandWanted.get(sha256);
+    if (wanted === undefined) return;
+    this.expandWanted.delete(sha256);
+    const durable = this.durability.get(sha256) ?? Promise.resolve();
+    void durable
+      .then(() => this.expand(sha256, wanted.source, wanted.estimatedBytes))
+      .catch((error: Error) => {
+        this.logger.warn({ sha256, error: error.message, msg: 'could not start the expanded copy' });
+      });
+  }
+
+  private async expand(sha256: string, source: string, estimatedBytes: number): Promise<void> {
+    const entry = this.repository.get(sha256);
+    // Not kept (it could not be made durable), or deleted meanwhile.
+    if (!entry || this.closing || this.expandedBytes.has(sha256) || this.expanding.has(sha256)) return;
+    const skip = await this.roomForExpanded(entry, estimatedBytes);
+    if (skip) {
+      this.logger.log({ sha256, size: entry.size, estimated_bytes: estimatedBytes, msg: skip });
+      return;
+    }
+    if (this.closing || this.expanding.has(sha256) || !this.repository.get(sha256)) return;
+    const abort = new AbortController();
+    const done = this.writeExpanded(entry, source, abort.signal).finally(() => this.expanding.delete(sha256));
+    this.expanding.set(sha256, { abort, done });
+    // Evicting after `done`: an eviction of this very entry waits for `done` (removeFiles).
+    void done
+      .then((made) => (made ? this.evict() : undefined))
+      .catch((error: Error) => {
+        this.logger.warn({ sha256, error: error.message, msg: 'cache eviction failed' });
+      });
+  }
+
+  /**
+   * Why no expanded copy is made, or undefined when there is room: it must fit CACHE_MAX_BYTES
+   * together with its image, and leave at least as much free space on the cache filesystem as it
+   * takes, so a copy never takes the last of the disk from downloads.
+   */
+  private async roomForExpanded(entry: CacheEntry, estimatedBytes: number): Promise<string | undefined> {
+    if (entry.size + estimatedBytes > this.settings.cacheMaxBytes) {
+      return 'no expanded copy of this compressed qcow2: with its image it would exceed CACHE_MAX_BYTES; jobs read the compressed image';
+    }
+    const fs = await statfs(this.storeDir);
+    if (fs.bavail * fs.bsize < 2 * estimatedBytes) {
+      return 'no expanded copy of this compressed qcow2: the cache filesystem has less than twice its size free; jobs read the compressed image';
+    }
+    return undefined;
+  }
+
+  /** True when the copy is in place. Never throws: the compressed image still serves every job. */
+  private async writeExpanded(entry: CacheEntry, source: string, signal: AbortSignal): Promise<boolean> {
+    const { sha256 } = entry;
+    const partial = join(this.tmpDir, `${sha256}.${randomUUID()}.expanding`);
+    const started = Date.now();
+    try {
+      await this.qemuImg.expand(source, partial, {
+        signal,
+        timeoutMs: this.settings.jobTimeout * 1000,
+        // As much CPU time as a job may take, in an address space as small as inspection's.
+        limits: { cpuSeconds: this.settings.jobTimeout, addressSpaceBytes: this.settings.inspectMemoryBytes },
+      });
+      await fsyncPath(partial);
+      signal.throwIfAborted();
+      const { size } = await stat(partial);
+      if (entry.size + size > this.settings.cacheMaxBytes) {
+        await rm(partial, { force: true });
+        this.logger.warn({
+          sha256,
+          size: entry.size,
+          expanded_bytes: size,
+          cache_max_bytes: this.settings.cacheMaxBytes,
+          msg: 'expanded copy of a compressed qcow2 would not fit CACHE_MAX_BYTES with its image: not kept; jobs read the compressed image',
+        });
+        return false;
+      }
+      await rename(partial, this.expandedPathOf(sha256));
+      await fsyncPath(this.storeDir);
+      this.expandedBytes.set(sha256, size);
+      this.logger.log({
+        sha256,
+        size: entry.size,
+        expanded_bytes: size,
+        seconds: (Date.now() - started) / 1000,
+        msg: 'expanded compressed qcow2 into the cache',
+      });
+      return true;
+    } catch (error) {
+      await rm(partial, { force: true });
+      if (!signal.aborted) {
+        this.logger.warn({
+          sha256,
+          error: (error as Error).message,
+          msg: 'could not make the expanded copy of a compressed qcow2 (is CACHE_DIR full?); jobs read the compressed image, and the next one tries again',
+        });
+      }
+      return false;
+    }
+  }
+
   /** Indexed entries, and downloads that will be indexed once durable (their jobs are still on). */
-  list(): { entry: CacheEntry; readers: number }[] {
+  list(): { entry: CacheEntry; readers: number; expandedBytes: number }[] {
     const waiting = [...this.pendingIndex.values()].map((row): CacheEntry => ({
       sha256: row.sha256,
       size: row.size,
@@ -189,6 +350,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     return [...this.repository.all(), ...waiting].map((entry) => ({
       entry,
       readers: this.readers.get(this.pathOf(entry.sha256)) ?? 0,
+      expandedBytes: this.expandedBytes.get(entry.sha256) ?? 0,
     }));
   }
 
@@ -197,7 +359,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   }
 
   async remove(sha256: string): Promise<void> {
-    await this.settled();
+    await this.durableNow([sha256]);
     const entry = this.repository.get(sha256);
     if (!entry) throw new CacheEntryNotFoundError(sha256);
     const readers = this.readers.get(this.pathOf(sha256)) ?? 0;
@@ -211,10 +373,34 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     return join(this.storeDir, sha256);
   }
 
-  /** An entry's file and its unpacked form, if any. */
+  /** An entry's file and its unpacked and expanded forms, if any (a running expansion is stopped first). */
   private async removeFiles(sha256: string): Promise<void> {
+    this.expandWanted.delete(sha256);
+    const expanding = this.expanding.get(sha256);
+    if (expanding) {
+      expanding.abort.abort();
+      await expanding.done;
+    }
     await rm(this.pathOf(sha256), { force: true });
     await rm(`${this.pathOf(sha256)}.unpacked`, { force: true });
+    await rm(this.expandedPathOf(sha256), { force: true });
+    this.expandedBytes.delete(sha256);
+  }
+
+  /** The expanded copy, when there is one on disk. */
+  private async expandedCopy(sha256: string): Promise<string | undefined> {
+    if (!this.expandedBytes.has(sha256)) return undefined;
+    const path = this.expandedPathOf(sha256);
+    if (
+      await access(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      return path;
+    // Removed behind our back: jobs read the compressed image, and the next one makes it again.
+    this.expandedBytes.delete(sha256);
+    return undefined;
   }
 
   private lookup({ ref, expected }: ImageRequest): CacheEntry | undefined {
@@ -239,11 +425,16 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
           return this.serveMiss(request, job);
         }
         this.hits++;
-        const image = this.acquire({ path, sha256: entry.sha256, size: entry.size, cached: true }, true);
-        return from<FetchEvent[]>([
-          { kind: 'checked', cacheHit: true },
-          { kind: 'ready', image },
-        ]);
+        return from(this.expandedCopy(entry.sha256)).pipe(
+          mergeMap((expandedPath) => {
+            const stored = { path, sha256: entry.sha256, size: entry.size, cached: true };
+            const image = this.acquire(stored, true, expandedPath);
+            return from<FetchEvent[]>([
+              { kind: 'checked', cacheHit: true },
+              { kind: 'ready', image },
+            ]);
+          }),
+        );
       }),
     );
   }
@@ -431,14 +622,17 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
       return;
     }
     this.readers.delete(stored.path);
-    if (stored.cached) this.makeDurable(stored.sha256);
+    if (stored.cached) {
+      this.makeDurable(stored.sha256);
+      this.expandWhenDurable(stored.sha256);
+    }
     if (!stored.cached) {
       void rm(stored.path, { force: true });
       void rm(`${stored.path}.unpacked`, { force: true });
     }
   }
 
-  private acquire(stored: Stored, cacheHit: boolean): LocalImage {
+  private acquire(stored: Stored, cacheHit: boolean, expandedPath?: string): LocalImage {
     this.pin(stored);
     if (stored.cached && !this.notDurable.has(stored.sha256))
       this.repository.touch(stored.sha256, new Date().toISOString());
@@ -448,6 +642,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
       sha256: stored.sha256,
       sizeBytes: stored.size,
       cacheHit,
+      expandedPath,
       release: async () => {
         if (released) return;
         released = true;
@@ -458,8 +653,13 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
 
   private async evict(): Promise<void> {
     const entries = this.repository.all();
+    // An entry's expanded copy counts with it: both go together.
     const victims = chooseEvictions(
-      entries.map((e) => ({ sha256: e.sha256, size: e.size, lastUsedAt: e.lastUsedAt })),
+      entries.map((e) => ({
+        sha256: e.sha256,
+        size: e.size + (this.expandedBytes.get(e.sha256) ?? 0),
+        lastUsedAt: e.lastUsedAt,
+      })),
       this.limits,
       (sha256) => (this.readers.get(this.pathOf(sha256)) ?? 0) > 0,
     );

@@ -20,6 +20,11 @@ export interface LocalImage {
   sha256: string;
   sizeBytes: number;
   cacheHit: boolean;
+  /**
+   * The cache's expanded copy of a qcow2 with compressed clusters (`<hex>.expanded`, the same
+   * image without compression), when one exists: what a job reads instead of `path`.
+   */
+  expandedPath?: string;
   /** Called once the job no longer reads the file (success or not). */
   release(): Promise<void>;
 }
@@ -47,6 +52,12 @@ export interface ImageStore {
     job: JobScope,
     signal: AbortSignal,
   ): Promise<string>;
+  /**
+   * Tells the store that `readPath` (the image, or its unpacked form) is a qcow2 with compressed
+   * clusters that passed inspection: it makes an expanded copy (about `estimatedBytes`) in the
+   * background once no job reads the image any more, for later jobs to read instead.
+   */
+  expandLater(image: LocalImage, readPath: string, estimatedBytes: number): void;
 }
 
 export const IMAGE_STORE = Symbol('ImageStore');

@@ -184,7 +184,10 @@ export function jobsText(list: JobListDto): string {
 export function cacheText(cache: CacheListDto): string {
   const rows = cache.entries.map((e) => [
     e.sha256,
-    formatBytes(e.size),
+    // An old daemon sends no expanded_bytes.
+    e.expanded_bytes > 0
+      ? `${formatBytes(e.size)} +${formatBytes(e.expanded_bytes)} expanded`
+      : formatBytes(e.size),
     e.format,
     String(e.use_count),
     e.in_use_by > 0 ? `in use by ${e.in_use_by}` : '',

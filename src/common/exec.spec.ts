@@ -20,6 +20,15 @@ describe('run: the one way programs are started', () => {
     assert.match(stdout, /Name:\s+cat/);
   });
 
+  it('runs background work at a lower CPU and I/O priority, limits still applied', async () => {
+    const { stdout } = await run('sh', ['-c', 'nice; ionice; ulimit -t'], {
+      background: true,
+      limits: { cpuSeconds: 30, addressSpaceBytes: 1024 * 1024 * 1024 },
+    });
+    const own = Number((await run('nice', [])).stdout);
+    assert.deepEqual(stdout.split('\n'), [String(own + 10), 'best-effort: prio 7', '30']);
+  });
+
   it('passes arguments as they are: nothing is interpreted by a shell', async () => {
     const { stdout } = await run('printf', ['%s|', 'a b', '$(id)', ';rm -rf /']);
     assert.equal(stdout, 'a b|$(id)|;rm -rf /|');

@@ -412,7 +412,7 @@ export const ENV_BINDINGS: EnvBinding[] = [
     key: 'cacheMaxBytes',
     names: ['CACHE_MAX_BYTES'],
     description:
-      'Bytes the image cache may hold (suffixes K, M, G, T = powers of 1024). Least recently used images are evicted beyond it; an image larger than this is used once and not kept.',
+      'Bytes the image cache may hold (suffixes K, M, G, T = powers of 1024): the images as downloaded plus the expanded (uncompressed) copies of compressed qcow2 images. Least recently used images are evicted beyond it; an image larger than this is used once and not kept.',
     allowed: 'a byte count, e.g. 53687091200 or 50G',
   },
   {

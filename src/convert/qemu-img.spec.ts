@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { convertArgs } from './qemu-img';
+import { convertArgs, expandArgs } from './qemu-img';
 
 describe('qemu-img convert arguments', () => {
   const base = ['convert', '-p', '-n', '-W', '-f', 'qcow2', '-O', 'raw'];
@@ -24,5 +24,11 @@ describe('qemu-img convert arguments', () => {
       convertArgs('in', 'out', { sourceFormat: 'qcow2', targetCache: 'none', targetIsZero: false }),
       [...base, '-t', 'none', 'in', 'out'],
     );
+  });
+});
+
+describe('qemu-img arguments for the expanded copy of a compressed qcow2', () => {
+  it('pins both formats and writes without -c', () => {
+    assert.deepEqual(expandArgs('in', 'out'), ['convert', '-W', '-f', 'qcow2', '-O', 'qcow2', 'in', 'out']);
   });
 });

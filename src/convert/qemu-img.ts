@@ -8,6 +8,8 @@ export interface ImageInfo {
   format: string;
   virtualSize: number;
   actualSize?: number;
+  /** qcow2: bytes per cluster. */
+  clusterSize?: number;
   backingFilename?: string;
   backingFormat?: string;
   dataFile?: string;
@@ -27,6 +29,17 @@ export interface CheckResult {
   ok: boolean;
   /** qemu-img's own words, for the refusal message. */
   finding: string;
+  /** qcow2 clusters stored compressed (zlib/zstd): every read of them decompresses. */
+  compressedClusters: number;
+  /** qcow2 clusters holding data (compressed or not). */
+  allocatedClusters: number;
+}
+
+/** How the background copy of an inspected image may run. */
+export interface ExpandOptions {
+  signal: AbortSignal;
+  timeoutMs: number;
+  limits: { cpuSeconds: number; addressSpaceBytes: number };
 }
 
 export interface ConvertOptions {
@@ -54,6 +67,7 @@ export class QemuImg {
         format: String(json.format),
         virtualSize: Number(json['virtual-size']),
         actualSize: json['actual-size'] === undefined ? undefined : Number(json['actual-size']),
+        clusterSize: json['cluster-size'] === undefined ? undefined : Number(json['cluster-size']),
         backingFilename: (json['backing-filename'] ?? json['full-backing-filename']) as string | undefined,
         backingFormat: json['backing-filename-format'] as string | undefined,
         dataFile: specific?.['data-file'] as string | undefined,
@@ -69,11 +83,13 @@ export class QemuImg {
   async check(path: string, format: string, options: InspectLimits): Promise<CheckResult> {
     const args = ['check', '--output=json', '-f', format, path];
     try {
-      await run('qemu-img', args, options);
-      return { ok: true, finding: '' };
+      const { stdout } = await run('qemu-img', args, options);
+      return { ok: true, finding: '', ...clusterCounts(stdout) };
     } catch (error) {
       const failed = error as { exitCode?: number; stdout?: string; stderr?: string; signal?: string };
-      if (failed.exitCode === 3) return { ok: true, finding: '' };
+      if (failed.exitCode === 3) {
+        return { ok: true, finding: '', ...clusterCounts(failed.stdout) };
+      }
       if (failed.exitCode === 2 || failed.exitCode === 1) {
         // The ERROR lines say what is wrong; leaked clusters are noise next to them.
         const lines = String(failed.stderr ?? '')
@@ -89,9 +105,24 @@ export class QemuImg {
         } catch {
           // not JSON: stderr says it
         }
-        return { ok: false, finding };
+        return { ok: false, finding, compressedClusters: 0, allocatedClusters: 0 };
       }
       throw commandError('qemu-img check', error);
+    }
+  }
+
+  /**
+   * Writes a qcow2 with compressed clusters as a new qcow2 without compression (`target` must not
+   * exist): holds the same allocated clusters, so it stays compact, and reading it costs no
+   * decompression. For an image that has passed inspection: the source format is pinned, and
+   * qemu-img runs in the background (nice, idle-ish I/O) under the given limits. The caller
+   * fsyncs the result (qemu-img's default cache mode does not flush).
+   */
+  async expand(source: string, target: string, options: ExpandOptions): Promise<void> {
+    try {
+      await run('qemu-img', expandArgs(source, target), { ...options, background: true });
+    } catch (error) {
+      throw commandError('qemu-img convert (expanding compressed clusters)', error);
     }
   }
 
@@ -120,6 +151,32 @@ export class QemuImg {
       };
     });
   }
+}
+
+/** The cluster counts of `qemu-img check --output=json` (`compressed-clusters` is absent when 0). */
+function clusterCounts(stdout: unknown): Pick<CheckResult, 'compressedClusters' | 'allocatedClusters'> {
+  const count = (value: unknown) => {
+    const n = Number(value ?? 0);
+    return Number.isSafeInteger(n) && n > 0 ? n : 0;
+  };
+  try {
+    const report = JSON.parse(String(stdout)) as Record<string, unknown>;
+    return {
+      compressedClusters: count(report['compressed-clusters']),
+      allocatedClusters: count(report['allocated-clusters']),
+    };
+  } catch {
+    return { compressedClusters: 0, allocatedClusters: 0 };
+  }
+}
+
+/**
+ * qemu-img's arguments for the uncompressed copy of a compressed qcow2: both formats pinned, no
+ * `-c`, so every cluster is written plain; -W because the order of writes into a new file does not
+ * matter.
+ */
+export function expandArgs(source: string, target: string): string[] {
+  return ['convert', '-W', '-f', 'qcow2', '-O', 'qcow2', source, target];
 }
 
 /**

@@ -1,4 +1,3 @@
-import { AsyncResource } from 'node:async_hooks';
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { Observable, Subject, Subscription } from 'rxjs';
 import { DomainError, JobCancelledError, JobFailure, JobTimeoutError } from '../common/errors';
@@ -48,11 +47,6 @@ export class JobRunner implements BeforeApplicationShutdown {
   private readonly unsaved = new Map<string, Job>();
   private retryTimer?: NodeJS.Timeout;
   private accepting = true;
-  /**
-   * Made while no request is being served: jobs start inside its scope, so their log lines do not
-   * inherit the request id of whichever POST (or finished job) happened to start them.
-   */
-  private readonly detached = new AsyncResource('JobRunner');
 
   constructor(
     private readonly settings: Settings,
@@ -122,7 +116,7 @@ export class JobRunner implements BeforeApplicationShutdown {
   enqueue(job: Job): void {
     this.queue.push(job.id);
     this.publish(job, 'status');
-    this.detached.runInAsyncScope(() => this.pump());
+    this.pump();
   }
 
   /** Cancels a pending or running job and resolves once its rollback is done. */
@@ -314,7 +308,7 @@ export class JobRunner implements BeforeApplicationShutdown {
         duration_seconds: seconds(ended.startedAt ?? ended.createdAt, ended.finishedAt!),
         msg: `job ${ended.status}`,
       });
-      this.detached.runInAsyncScope(() => this.pump());
+      this.pump();
       return ended;
     })();
     return entry.ending;

@@ -28,6 +28,7 @@ import { JobListDto, JobListQueryDto } from './dto/job-list.dto';
 import { JobStatusDto } from './dto/job-status.dto';
 import { ProvisionAcceptedDto, ProvisionRequestDto } from './dto/provision-request.dto';
 import { JobsService } from './jobs.service';
+import { RequestId } from '../common/request-id.decorator';
 
 const uuid = new ParseUUIDPipe({ version: '4', errorHttpStatusCode: 404 });
 
@@ -58,9 +59,16 @@ export class JobsController {
   async provision(
     @Body() body: ProvisionRequestDto,
     @Headers('idempotency-key') idempotencyKey: string | undefined,
+    @RequestId() requestId: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ProvisionAcceptedDto> {
-    const { job, replayed } = await this.jobs.submit({ ...body }, idempotencyKey || undefined);
+    const { job, replayed } = await this.jobs.submit(
+      { ...body },
+      {
+        idempotencyKey: idempotencyKey || undefined,
+        requestId,
+      },
+    );
     if (replayed) reply.status(200);
     return { job_id: job.id, status: job.status, status_url: `/api/v1/status/${job.id}` };
   }

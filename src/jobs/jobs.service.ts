@@ -29,6 +29,13 @@ export interface JobStreamEvent {
 }
 
 /** What clients can do with jobs: submit, read, list, cancel, watch. */
+/** Where a job request came from: its Idempotency-Key and the request that carried it. */
+export interface Submission {
+  idempotencyKey?: string;
+  /** Logged on the 'job accepted' line, the one line that ties a job to its HTTP request. */
+  requestId?: string;
+}
+
 @Injectable()
 export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(JobsService.name);
@@ -94,7 +101,8 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
    * Accepts a provision request. With an Idempotency-Key seen in the last 24 h and the same body,
    * returns that job instead (`replayed`); the same key with another body is refused.
    */
-  async submit(request: ProvisionRequest, idempotencyKey?: string): Promise<{ job: Job; replayed: boolean }> {
+  async submit(request: ProvisionRequest, from: Submission = {}): Promise<{ job: Job; replayed: boolean }> {
+    const { idempotencyKey } = from;
     this.checkAccepting(request);
     if (request.volume_size_gb > this.settings.maxVolumeSizeGb) {
       throw new InvalidRequestError([
@@ -109,19 +117,17 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
     if (replay) return { job: replay, replayed: true };
 
     await this.checkExistingVolume(request);
-    return this.insert(request, idempotencyKey, requestHash);
+    return this.insert(request, from, requestHash);
   }
 
   /** A job that only fills the cache with an image. */
-  async prefetch(
-    request: PrefetchRequest,
-    idempotencyKey?: string,
-  ): Promise<{ job: Job; replayed: boolean }> {
+  async prefetch(request: PrefetchRequest, from: Submission = {}): Promise<{ job: Job; replayed: boolean }> {
+    const { idempotencyKey } = from;
     this.checkAccepting(request);
     const requestHash = hashRequest(request);
     const replay = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
     if (replay) return { job: replay, replayed: true };
-    return this.insert(request, idempotencyKey, requestHash);
+    return this.insert(request, from, requestHash);
   }
 
   private checkAccepting(request: JobRequest): void {
@@ -143,7 +149,7 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
   }
 
   /** Synchronous: no other request can slip between these checks and the insert. */
-  private insert(request: JobRequest, idempotencyKey: string | undefined, requestHash: string) {
+  private insert(request: JobRequest, { idempotencyKey, requestId }: Submission, requestHash: string) {
     const outcome = this.repository.transaction(() => {
       const again = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
       if (again) return { job: again, replayed: true };
@@ -161,6 +167,7 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
       this.logger.log({
         ...jobLogFields(outcome.job),
         ...requestForLog(request),
+        request_id: requestId,
         msg: 'job accepted',
       });
       this.runner.enqueue(outcome.job);

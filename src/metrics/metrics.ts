@@ -105,7 +105,7 @@ export const METRIC_PROVIDERS: Provider[] = [
     help: 'Bytes of the images in the cache, as counted against CACHE_MAX_BYTES.',
     inject: [ImageCache],
     collect(this: Gauge<string>, cache: ImageCache) {
-      this.set(cache.list().reduce((sum, { entry }) => sum + entry.size, 0));
+      this.set(cache.list().reduce((sum, { entry, expandedBytes }) => sum + entry.size + expandedBytes, 0));
     },
   }),
   makeGaugeProvider({

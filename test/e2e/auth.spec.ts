@@ -139,6 +139,42 @@ describe('authentication: mTLS and API tokens', () => {
     assert.equal(curl(['--cacert', ca.cert, '--tls-max', '1.1', '--tlsv1', api('/healthz')]).status, 0);
   });
 
+  it("sends helmet's security headers on every answer: success, not found, refused", async () => {
+    const headersOf = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; headers: Record<string, unknown> }>((resolve, reject) => {
+        const req = httpsRequest(api(path), { ca: readFileSync(ca.cert), headers }, (res) => {
+          res.resume();
+          resolve({ status: res.statusCode!, headers: res.headers });
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const token = { authorization: `Bearer ${TOKEN_A}` };
+    const answers = [
+      await headersOf('/api/v1/jobs', token),
+      await headersOf(`/api/v1/status/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, token),
+      await headersOf('/api/v1/jobs'),
+    ];
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 404, 401],
+    );
+    for (const { status, headers } of answers) {
+      const seen = JSON.stringify({ status, headers });
+      assert.equal(headers['strict-transport-security'], 'max-age=31536000; includeSubDomains', seen);
+      assert.equal(headers['x-content-type-options'], 'nosniff', seen);
+      assert.equal(headers['x-frame-options'], 'SAMEORIGIN', seen);
+      assert.equal(headers['referrer-policy'], 'no-referrer', seen);
+      assert.equal(headers['cross-origin-resource-policy'], 'same-origin', seen);
+      assert.equal(
+        headers['content-security-policy'],
+        undefined,
+        'no CSP: Swagger UI needs its inline script',
+      );
+      assert.equal(headers['x-powered-by'], undefined, seen);
+    }
+  });
+
   it('works for node https clients with a certificate too', async () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = httpsRequest(

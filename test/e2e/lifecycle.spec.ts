@@ -24,6 +24,11 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
   const images = join(work.dir, 'www');
   const volumes = join(work.dir, 'var/volumes');
   const tmp = join(work.dir, 'var/cache/tmp');
+  /**
+   * Partial files of jobs in tmp/. Left out: the cache's expanded copy of slow.qcow2 (a compressed
+   * qcow2), written there in the background after the first job that used it.
+   */
+  const jobFiles = () => readdirSync(tmp).filter((name) => !name.endsWith('.expanding'));
   let server: ImageServer;
   let daemon: Daemon;
 
@@ -110,7 +115,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
     assert.equal(cancelled.body.status, 'cancelled');
     assert.deepEqual(processesMentioning(volume), []);
     assert.ok(!existsSync(volume), 'the volume the job created must be removed');
-    assert.deepEqual(readdirSync(tmp), []);
+    assert.deepEqual(jobFiles(), []);
     const final = (await daemon.status(body.job_id)).body;
     assert.equal(final.status, 'cancelled');
     assert.equal(final.error, 'cancelled by request');
@@ -147,11 +152,11 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
       await daemon.reachStage(body.job_id, 'downloading');
       await waitFor(
         'some bytes on disk',
-        () => readdirSync(tmp).length > 0 && statSync(join(tmp, readdirSync(tmp)[0])).size > 0,
+        () => jobFiles().length > 0 && statSync(join(tmp, jobFiles()[0])).size > 0,
       );
       const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
       assert.equal(cancelled.body.status, 'cancelled');
-      assert.deepEqual(readdirSync(tmp), []);
+      assert.deepEqual(jobFiles(), []);
       assert.ok(!existsSync(join(volumes, 'vm-cancel-dl.raw')));
     } finally {
       server.bytesPerSecond = 0;

@@ -329,6 +329,10 @@ describe('cache eviction and limits', () => {
     const used = await provision(t.daemon, { image_url: `s3://${BUCKET}/e1.qcow2`, volume_name: 'vm-e1' });
     assert.equal(used.cache_hit, true);
     assert.equal((await prefetch('e3.qcow2')).status, 'completed');
+    // e3 is indexed, and the cache evicted, once it is durable: just after its job (not before).
+    await waitFor('the eviction', () =>
+      t.daemon.jsonLogs().some((l) => l.msg === 'cache eviction' && l.sha256 === sha256File(images[1])),
+    );
     const shas = await cached();
     assert.ok(shas.includes(sha256File(images[0])), 'e1 was used recently and must stay');
     assert.ok(!shas.includes(sha256File(images[1])), 'e2 is the least recently used and must go');

@@ -31,10 +31,13 @@ export function inspectStage(
     emit({ type: 'stage', stage: 'inspecting' });
     const image = ctx.image!;
     const volumeBytes = ctx.request.volume_size_gb * GIB;
+    // The cache's expanded copy of a compressed qcow2, when it has one: the same image without
+    // compression, judged by the same rules below.
     // A gz/xz/zst/bz2 wrapper: the digest was checked on the bytes as published; the image inside
     // is what the policy judges and qemu-img reads.
-    const wrapper = detectWrapper((await readImageEnds(image.path)).header);
-    const path = wrapper ? await unpack(store, ctx, wrapper, volumeBytes, signal) : image.path;
+    const wrapper = image.expandedPath ? undefined : detectWrapper((await readImageEnds(image.path)).header);
+    const path =
+      image.expandedPath ?? (wrapper ? await unpack(store, ctx, wrapper, volumeBytes, signal) : image.path);
     const { header, footer } = await readImageEnds(path);
     const detected = detectFormat(header, footer);
     const vmdkText = detected === 'vmdk' ? vmdkDescriptorText(header) : undefined;
@@ -56,6 +59,7 @@ export function inspectStage(
     };
     const info = await qemuImg.info(path, format, limits);
     refuseIf(checkInfo({ ...facts, info }));
+    let compressedClusters = 0;
     if (format === 'qcow2') {
       const check = await qemuImg.check(path, format, limits);
       if (!check.ok) {
@@ -63,6 +67,13 @@ export function inspectStage(
           rule: 'not-corrupt',
           message: `image ${facts.url} is corrupt: qemu-img check found ${check.finding}`,
         });
+      }
+      // Reading compressed clusters is zlib-bound: later jobs read an expanded copy instead. It
+      // holds the allocated clusters uncompressed (plus a little metadata).
+      compressedClusters = check.compressedClusters;
+      if (compressedClusters > 0) {
+        const estimate = info.clusterSize ? check.allocatedClusters * info.clusterSize : info.virtualSize;
+        store.expandLater(image, path, estimate);
       }
     }
     ctx.info = info;
@@ -74,6 +85,8 @@ export function inspectStage(
         virtual_size: info.virtualSize,
         allocated_size: info.actualSize ?? null,
         unpacked_from: wrapper ?? null,
+        compressed_clusters: compressedClusters,
+        read_expanded_copy: path === image.expandedPath,
       }),
     );
   });
