@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
-import { BUCKET, S3Server } from '../harness/s3-server';
+import { BUCKET } from '../harness/s3-server';
 import { waitFor } from '../harness/wait';
-import { makeWorkdir } from '../harness/workdir';
 import { rawReference, sameBytes, sha256File, slowQcow2, uniqueQcow2 } from '../fixtures/images';
+import { s3Bed, type S3Bed } from '../harness/s3-bed';
 
 const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
@@ -32,32 +32,7 @@ function compressedClusters(path: string): number {
   return report['compressed-clusters'] ?? 0;
 }
 
-/** Daemon + S3 server + a scratch folder, for one describe block. */
-function bed(label: string, env: Record<string, string> = {}) {
-  const work = makeWorkdir(label);
-  const state = {
-    work,
-    env,
-    s3: undefined as unknown as S3Server,
-    daemon: undefined as unknown as Daemon,
-    store: join(work.dir, 'var/cache/sha256'),
-    tmp: join(work.dir, 'var/cache/tmp'),
-    volumes: join(work.dir, 'var/volumes'),
-  };
-  before(async () => {
-    mkdirSync(join(work.dir, 's3'));
-    state.s3 = await new S3Server(join(work.dir, 's3')).start();
-    state.daemon = await new Daemon({ dir: work.dir, env: { ...state.s3.daemonEnv(), ...env } }).start();
-  });
-  after(async () => {
-    await state.daemon?.stop();
-    await state.s3?.stop();
-    work.cleanup();
-  });
-  return state;
-}
-
-type Bed = ReturnType<typeof bed>;
+type Bed = S3Bed;
 
 async function provision(t: Bed, key: string, volume: string) {
   const submitted = await t.daemon.provision({
@@ -88,7 +63,7 @@ function inspectedLine(t: Bed, jobId: string) {
 }
 
 describe('compressed qcow2: an expanded copy in the cache after the first job', () => {
-  const t = bed('expanded');
+  const t = s3Bed('expanded');
   let image = '';
   let sha = '';
 
@@ -172,7 +147,7 @@ describe('compressed qcow2: an expanded copy in the cache after the first job', 
 
 describe('compressed qcow2: expanded copies and CACHE_MAX_BYTES', () => {
   // Room for one compressed image (~1 MiB) with its 8 MiB expanded copy, not for a second 8 MiB image too.
-  const t = bed('expanded-limits', { CACHE_MAX_BYTES: String(12 * MIB) });
+  const t = s3Bed('expanded-limits', { CACHE_MAX_BYTES: String(12 * MIB) });
 
   it('makes no copy that would not fit with its image, and says so', async () => {
     const big = compressedQcow2(t.work.dir, 'zbig', 16);
@@ -208,7 +183,7 @@ describe('compressed qcow2: expanded copies and CACHE_MAX_BYTES', () => {
 
 describe('a cache lookup waits only for the pending fsync of its own image', () => {
   // Small enough that slow.qcow2 gets no expanded copy: this block is about the deferred fsync.
-  const t = bed('settle-own', { CACHE_MAX_BYTES: String(100 * MIB), MAX_CONCURRENT_JOBS: '2' });
+  const t = s3Bed('settle-own', { CACHE_MAX_BYTES: String(100 * MIB), MAX_CONCURRENT_JOBS: '2' });
 
   it('serves a cache hit of another image without forcing the fsync of a download still being read', async () => {
     const cached = uniqueQcow2(t.work.dir, 'hit');

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import {
   existsSync,
-  mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
@@ -10,37 +9,15 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
-import { S3Server, BUCKET } from '../harness/s3-server';
+import { BUCKET } from '../harness/s3-server';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
 import { rawReference, sameBytes, sha256File, slowQcow2, smallQcow2, uniqueQcow2 } from '../fixtures/images';
+import { s3Bed } from '../harness/s3-bed';
 
 const GIB = 1024 ** 3;
-
-/** Daemon + S3 server + a scratch folder, for one describe block. */
-function bed(label: string, env: Record<string, string> = {}) {
-  const work = makeWorkdir(label);
-  const state = {
-    work,
-    s3: undefined as unknown as S3Server,
-    daemon: undefined as unknown as Daemon,
-    cacheDir: join(work.dir, 'var/cache'),
-    volumes: join(work.dir, 'var/volumes'),
-  };
-  before(async () => {
-    mkdirSync(join(work.dir, 's3'));
-    state.s3 = await new S3Server(join(work.dir, 's3')).start();
-    state.daemon = await new Daemon({ dir: work.dir, env: { ...state.s3.daemonEnv(), ...env } }).start();
-  });
-  after(async () => {
-    await state.daemon?.stop();
-    await state.s3?.stop();
-    work.cleanup();
-  });
-  return state;
-}
 
 async function provision(daemon: Daemon, body: Record<string, unknown>) {
   const submitted = await daemon.provision({ volume_size_gb: 1, image_type: 'qcow2', ...body });
@@ -56,7 +33,7 @@ function assertVolumeHolds(volume: string, image: string, dir: string, size = GI
 }
 
 describe('S3 source and the verified cache', () => {
-  const t = bed('s3');
+  const t = s3Bed('s3');
 
   it('provisions from s3://bucket/key byte-exact, then serves the same image from the cache without a GET', async () => {
     const image = uniqueQcow2(t.work.dir, 'a');
@@ -244,7 +221,7 @@ describe('S3 source and the verified cache', () => {
 });
 
 describe('S3 failures', () => {
-  const t = bed('s3-fail', { MINIO_ACCESS_KEY: 'UNKNOWNKEY', MINIO_RETRY_ATTEMPTS: '4' });
+  const t = s3Bed('s3-fail', { MINIO_ACCESS_KEY: 'UNKNOWNKEY', MINIO_RETRY_ATTEMPTS: '4' });
 
   it('fails with a clear message for an unknown access key, without a retry storm', async () => {
     const image = uniqueQcow2(t.work.dir, 'denied');
@@ -280,7 +257,7 @@ describe('S3 failures', () => {
 });
 
 describe('an object replaced between download attempts', () => {
-  const t = bed('s3-replace', { MINIO_RETRY_BACKOFF_MS: '2000' });
+  const t = s3Bed('s3-replace', { MINIO_RETRY_BACKOFF_MS: '2000' });
 
   it('restarts from zero instead of mixing versions, and lands the new version byte-exact', async () => {
     const first = uniqueQcow2(t.work.dir, 'v1', 16);
@@ -307,7 +284,7 @@ describe('an object replaced between download attempts', () => {
 
 describe('cache eviction and limits', () => {
   // Room for about two of the 8 MiB images below.
-  const t = bed('evict', { CACHE_MAX_BYTES: String(18 * 1024 * 1024), MAX_CONCURRENT_JOBS: '2' });
+  const t = s3Bed('evict', { CACHE_MAX_BYTES: String(18 * 1024 * 1024), MAX_CONCURRENT_JOBS: '2' });
 
   async function prefetch(key: string): Promise<any> {
     const submitted = await t.daemon.request('POST', '/api/v1/cache/prefetch', {
@@ -408,7 +385,7 @@ describe('cache eviction and limits', () => {
 });
 
 describe('REQUIRE_CHECKSUM=true', () => {
-  const t = bed('require', { REQUIRE_CHECKSUM: 'true' });
+  const t = s3Bed('require', { REQUIRE_CHECKSUM: 'true' });
 
   it('fails an image without an expected digest, saying how to give one', async () => {
     await t.s3.put('plain.qcow2', smallQcow2());
@@ -434,7 +411,7 @@ describe('REQUIRE_CHECKSUM=true', () => {
 });
 
 describe('memory while downloading a 2 GiB object', () => {
-  const t = bed('rss');
+  const t = s3Bed('rss');
 
   it('keeps the daemon RSS flat', async () => {
     const big = join(t.work.dir, 'big.raw');
