@@ -17,7 +17,7 @@ export class LvmThinBackend extends LvmBackend {
 
   constructor(settings: Settings, lvm: LvmCli, blocks: BlockDevice) {
     super(settings, lvm, blocks);
-    this.pool = settings.lvmThinPool;
+    this.pool = settings.volumes.lvmThinPool;
   }
 
   override async verify(): Promise<void> {

@@ -23,7 +23,7 @@ export class LvmBackend implements VolumeBackend {
     protected readonly lvm: LvmCli,
     private readonly blocks: BlockDevice,
   ) {
-    this.vg = settings.lvmVolumeGroup;
+    this.vg = settings.volumes.lvmVolumeGroup;
   }
 
   /** Refuses to start without the volume group. */

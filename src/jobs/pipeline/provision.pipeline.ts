@@ -40,13 +40,9 @@ export class ProvisionPipeline {
 
   private provision(ctx: JobContext): Observable<JobEvent> {
     return concat(
-      resolveStage(ctx, this.sources, this.settings.requireChecksum), // resolve
+      resolveStage(ctx, this.sources, this.settings.images.requireChecksum), // resolve
       fetchStage(ctx, this.store), //                                     checking_cache, downloading
-      inspectStage(ctx, this.qemuImg, this.store, {
-        timeoutSeconds: this.settings.inspectTimeout,
-        cpuSeconds: this.settings.inspectCpuSeconds,
-        addressSpaceBytes: this.settings.inspectMemoryBytes,
-      }), //  inspecting
+      inspectStage(ctx, this.qemuImg, this.store, this.settings.inspect), //  inspecting
       volumeStage(ctx, this.volumes), //                                  creating_volume
       convertStage(ctx, this.qemuImg), //                                 converting
       finalizeStage(ctx, this.volumes, this.virsh), //                                finalizing
@@ -56,7 +52,7 @@ export class ProvisionPipeline {
   /** A prefetch only fills the cache. */
   private prefetch(ctx: JobContext<PrefetchRequest>): Observable<JobEvent> {
     return concat(
-      resolveStage(ctx, this.sources, this.settings.requireChecksum), // resolve
+      resolveStage(ctx, this.sources, this.settings.images.requireChecksum), // resolve
       fetchStage(ctx, this.store), //                                     checking_cache, downloading
       of<JobEvent>({ type: 'stage', stage: 'finalizing' }), //            finalizing
     );
