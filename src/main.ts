@@ -1,4 +1,5 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
+import { messageOf } from './common/errors';
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -159,7 +160,7 @@ async function bootstrap(settings: Settings): Promise<void> {
       logger.log('SIGHUP: reloaded API tokens and TLS material');
     } catch (error) {
       logger.error({
-        error: (error as Error).message,
+        error: messageOf(error),
         msg: 'SIGHUP reload failed; keeping the previous tokens and certificates',
       });
     }

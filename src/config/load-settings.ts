@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import { readFileSync } from 'node:fs';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
@@ -54,7 +55,7 @@ function readConfigFile(path: string | undefined): Record<string, string> {
   try {
     return parseEnvFile(readFileSync(path));
   } catch (err) {
-    throw new ConfigError(`CONFIG_FILE=${path}: cannot read it (${(err as Error).message})`);
+    throw new ConfigError(`CONFIG_FILE=${path}: cannot read it (${messageOf(err)})`);
   }
 }
 

@@ -55,6 +55,16 @@ export interface ConvertOptions {
 /** Adapter over the qemu-img program. */
 @Injectable()
 export class QemuImg {
+  /** The first line of `qemu-img --version` ("qemu-img version 7.2.x (Debian ...)"): the health check's answer. */
+  async version(options: { signal?: AbortSignal; timeoutMs: number }): Promise<string> {
+    try {
+      const { stdout } = await run('qemu-img', ['--version'], options);
+      return String(stdout).split('\n')[0].trim();
+    } catch (error) {
+      throw commandError('qemu-img --version', error);
+    }
+  }
+
   async info(path: string, format: string, options: InspectLimits): Promise<ImageInfo> {
     // -f pins the format: qemu-img never probes, so a raw image cannot be read as something else.
     const args = ['info', '--output=json', '-f', format, path];

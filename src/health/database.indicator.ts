@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import { accessSync, constants } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
@@ -49,7 +50,7 @@ export class DatabaseIndicator {
     } catch (error) {
       return session.down({
         path: this.file,
-        message: `the database cannot take a write: ${(error as Error).message}`,
+        message: `the database cannot take a write: ${messageOf(error)}`,
       });
     }
   }

@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import { constants } from 'node:fs';
 import { access, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,7 +38,7 @@ export async function checkDirectory(
       const fs = await statfs(path);
       free = fs.bavail * fs.bsize;
     } catch (error) {
-      throw new DirectoryProblem(`cannot read ${path}: ${(error as Error).message}`, { path });
+      throw new DirectoryProblem(`cannot read ${path}: ${messageOf(error)}`, { path });
     }
     const state = { path, free_bytes: free, min_free_bytes: minFreeBytes };
     try {
@@ -49,7 +50,7 @@ export async function checkDirectory(
         await access(path, constants.W_OK);
       }
     } catch (error) {
-      throw new DirectoryProblem(`cannot write in ${path}: ${(error as Error).message}`, state);
+      throw new DirectoryProblem(`cannot write in ${path}: ${messageOf(error)}`, state);
     }
     if (free < minFreeBytes) {
       throw new DirectoryProblem(

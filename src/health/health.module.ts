@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { CacheModule } from '../cache/cache.module';
 import { JobsModule } from '../jobs/jobs.module';
+import { ConvertModule } from '../convert/convert.module';
 import { LvmModule } from '../lvm/lvm.module';
 import { StorageModule } from '../storage/storage.module';
 import { DatabaseIndicator } from './database.indicator';
@@ -14,7 +15,14 @@ import { StorageIndicators } from './storage.indicators';
 /** Liveness and readiness probes (terminus). Readiness changes are logged by ReadinessService. */
 @Module({
   // terminus would log every failing probe; ReadinessService logs only the changes.
-  imports: [TerminusModule.forRoot({ logger: false }), JobsModule, CacheModule, LvmModule, StorageModule],
+  imports: [
+    TerminusModule.forRoot({ logger: false }),
+    ConvertModule,
+    JobsModule,
+    CacheModule,
+    LvmModule,
+    StorageModule,
+  ],
   controllers: [HealthController],
   providers: [DatabaseIndicator, StorageIndicators, QemuImgIndicator, S3Indicator, ReadinessService],
   exports: [ReadinessService],

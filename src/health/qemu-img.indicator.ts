@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { commandError, run } from '../common/exec';
+import { QemuImg } from '../convert/qemu-img';
 
 /** qemu-img does not change under a running daemon often: one run per this period is plenty. */
 const CACHE_MS = 30_000;
@@ -9,19 +9,17 @@ const TIMEOUT_MS = 5_000;
 /** qemu-img runs (`qemu-img --version`); the result is cached for 30 s. */
 @Injectable()
 export class QemuImgIndicator {
-  constructor(private readonly indicators: HealthIndicatorService) {}
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly qemuImg: QemuImg,
+  ) {}
 
   check() {
     return this.indicators
       .check('qemu_img')
-      .attempt(async ({ signal }) => {
-        try {
-          const { stdout } = await run('qemu-img', ['--version'], { signal, timeoutMs: TIMEOUT_MS });
-          return { version: String(stdout).split('\n')[0].trim() };
-        } catch (error) {
-          throw commandError('qemu-img --version', error);
-        }
-      })
+      .attempt(async ({ signal }) => ({
+        version: await this.qemuImg.version({ signal, timeoutMs: TIMEOUT_MS }),
+      }))
       .withTimeout(TIMEOUT_MS)
       .cacheFor(CACHE_MS);
   }

@@ -1,8 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
+import { messageOf } from '../common/errors';
 import { Settings } from '../config/settings';
 import { S3Source } from '../storage/s3.source';
 
@@ -29,26 +27,19 @@ export class S3Indicator implements OnApplicationBootstrap, OnModuleDestroy {
   private latest?: Reachability;
   private running?: Promise<Reachability>;
   private timer?: NodeJS.Timeout;
-  private readonly ca?: Buffer;
 
   constructor(
     private readonly settings: Settings,
     private readonly s3: S3Source,
     private readonly indicators: HealthIndicatorService,
-  ) {
-    if (s3.configured && s3.endpoint?.useSSL && settings.s3.caFile) {
-      this.ca = readFileSync(settings.s3.caFile);
-    }
-  }
+  ) {}
 
   get configured(): boolean {
     return this.s3.configured;
   }
 
   private get url(): string {
-    const { host, port, useSSL } = this.s3.endpoint!;
-    const name = host.includes(':') ? `[${host}]` : host;
-    return `${useSSL ? 'https' : 'http'}://${name}:${port}/`;
+    return this.s3.endpointUrl ?? '';
   }
 
   onApplicationBootstrap(): void {
@@ -91,33 +82,17 @@ export class S3Indicator implements OnApplicationBootstrap, OnModuleDestroy {
     return this.running;
   }
 
-  private probe(): Promise<Reachability> {
+  private async probe(): Promise<Reachability> {
     const started = performance.now();
     const done = (fields: Omit<Reachability, 'checkedAt' | 'latencyMs'>): Reachability => ({
       ...fields,
       checkedAt: new Date(),
       latencyMs: Math.round(performance.now() - started),
     });
-    return new Promise((resolve) => {
-      const useSSL = this.s3.endpoint!.useSSL;
-      const request = (useSSL ? httpsRequest : httpRequest)(this.url, {
-        method: 'HEAD',
-        signal: AbortSignal.timeout(TIMEOUT_MS),
-        agent: false,
-        ...(useSSL ? { ca: this.ca, rejectUnauthorized: !this.settings.s3.insecureSkipVerify } : {}),
-      });
-      request.on('response', (response) => {
-        response.resume();
-        resolve(done({ reachable: true, statusCode: response.statusCode }));
-      });
-      request.on('error', (error: NodeJS.ErrnoException) => {
-        const reason =
-          error.name === 'AbortError' || error.name === 'TimeoutError'
-            ? `no answer within ${TIMEOUT_MS} ms`
-            : error.message;
-        resolve(done({ reachable: false, error: reason }));
-      });
-      request.end();
-    });
+    try {
+      return done({ reachable: true, statusCode: await this.s3.ping(TIMEOUT_MS) });
+    } catch (error) {
+      return done({ reachable: false, error: messageOf(error) });
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
@@ -62,7 +63,7 @@ export class StorageIndicators {
         ...(await this.backend.readiness(this.settings.ready.minFreeBytes)),
       });
     } catch (error) {
-      return session.down({ backend: this.backend.kind, message: (error as Error).message });
+      return session.down({ backend: this.backend.kind, message: messageOf(error) });
     }
   }
 
@@ -84,5 +85,5 @@ export class StorageIndicators {
 
 function describe(error: unknown): Record<string, unknown> {
   if (error instanceof DirectoryProblem) return { ...error.details, message: error.message };
-  return { message: (error as Error).message };
+  return { message: messageOf(error) };
 }

@@ -4,6 +4,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { Client } from 'minio';
 import { SourceError } from '../common/errors';
 import { Settings } from '../config/settings';
+import { pingEndpoint, type PingTls } from './endpoint-ping';
 import { httpGet, statusError } from './http-get';
 import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
 import { readSmallText } from './read-small';
@@ -35,16 +36,17 @@ export class S3Source implements ImageSource {
   readonly endpoint?: S3Endpoint;
   private readonly client?: Client;
   private readonly httpsAgent?: HttpsAgent;
+  private readonly tls?: PingTls;
 
   constructor(settings: Settings) {
     if (!settings.s3.endpoint) return;
     this.endpoint = parseEndpoint(settings.s3.endpoint, settings.s3.useSsl);
     if (this.endpoint.useSSL && (settings.s3.caFile || settings.s3.insecureSkipVerify)) {
-      this.httpsAgent = new HttpsAgent({
-        keepAlive: true,
+      this.tls = {
         ca: settings.s3.caFile ? readFileSync(settings.s3.caFile) : undefined,
         rejectUnauthorized: !settings.s3.insecureSkipVerify,
-      });
+      };
+      this.httpsAgent = new HttpsAgent({ keepAlive: true, ...this.tls });
     }
     if (settings.s3.insecureSkipVerify) {
       this.logger.warn(
@@ -67,6 +69,19 @@ export class S3Source implements ImageSource {
 
   get configured(): boolean {
     return this.client !== undefined;
+  }
+
+  /** The endpoint's root URL, as the readiness check names it. */
+  get endpointUrl(): string | undefined {
+    if (!this.endpoint) return undefined;
+    const { host, port, useSSL } = this.endpoint;
+    return `${useSSL ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}/`;
+  }
+
+  /** Whether the endpoint answers at all (any HTTP status): resolves with the status, rejects with why not. */
+  ping(timeoutMs: number): Promise<number> {
+    if (!this.endpointUrl) return Promise.reject(new Error('no S3 endpoint is configured (MINIO_ENDPOINT)'));
+    return pingEndpoint(this.endpointUrl, this.tls, timeoutMs);
   }
 
   handles(url: URL): boolean {
