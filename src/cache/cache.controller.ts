@@ -1,6 +1,5 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post, Res } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param } from '@nestjs/common';
 import {
-  ApiAcceptedResponse,
   ApiConflictResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
@@ -8,22 +7,15 @@ import {
   ApiOperation,
   ApiTags,
 } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
-import { ErrorBodyDto } from '../jobs/dto/error-body.dto';
-import { PrefetchRequestDto, ProvisionAcceptedDto } from '../jobs/dto/provision-request.dto';
-import { JobsService } from '../jobs/jobs.service';
+import { ErrorBodyDto } from '../common/error-body.dto';
 import { ShaParamPipe } from './sha-param.pipe';
 import { CacheListDto } from './cache.dto';
 import { ImageCache } from './image-cache.service';
-import { RequestId } from '../common/request-id.decorator';
 
 @ApiTags('cache')
 @Controller('api/v1/cache')
 export class CacheController {
-  constructor(
-    private readonly cache: ImageCache,
-    private readonly jobs: JobsService,
-  ) {}
+  constructor(private readonly cache: ImageCache) {}
 
   @Get()
   @ApiOperation({ summary: 'Cached images, totals and hit/miss counters', operationId: 'listCache' })
@@ -63,29 +55,5 @@ export class CacheController {
   @ApiConflictResponse({ type: ErrorBodyDto, description: 'A running job reads it' })
   async remove(@Param('sha256', ShaParamPipe) sha256: string): Promise<void> {
     await this.cache.remove(sha256);
-  }
-
-  @Post('prefetch')
-  @HttpCode(202)
-  @ApiOperation({
-    summary: 'Fill the cache with an image (a job that writes no volume)',
-    operationId: 'prefetch',
-  })
-  @ApiAcceptedResponse({ type: ProvisionAcceptedDto })
-  async prefetch(
-    @Body() body: PrefetchRequestDto,
-    @Headers('idempotency-key') idempotencyKey: string | undefined,
-    @RequestId() requestId: string,
-    @Res({ passthrough: true }) reply: FastifyReply,
-  ): Promise<ProvisionAcceptedDto> {
-    const { job, replayed } = await this.jobs.prefetch(
-      { ...body },
-      {
-        idempotencyKey: idempotencyKey || undefined,
-        requestId,
-      },
-    );
-    if (replayed) reply.status(200);
-    return { job_id: job.id, status: job.status, status_url: `/api/v1/status/${job.id}` };
   }
 }

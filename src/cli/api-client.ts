@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { ErrorBodyDto } from '../jobs/dto/error-body.dto';
+import type { ErrorBodyDto } from '../common/error-body.dto';
 import { EXIT, type ExitCode } from './exit-codes';
 
 /** How to reach and authenticate to the daemon; the flags follow curl's. */

@@ -2,7 +2,7 @@ import { Controller, Get, Param, ParseUUIDPipe, Req, Res } from '@nestjs/common'
 import { ApiNotFoundResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Settings } from '../config/settings';
-import { ErrorBodyDto } from './dto/error-body.dto';
+import { ErrorBodyDto } from '../common/error-body.dto';
 import { JobStatusDto } from './dto/job-status.dto';
 import { JobsService } from './jobs.service';
 

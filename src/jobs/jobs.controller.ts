@@ -23,11 +23,12 @@ import {
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { ErrorBodyDto } from './dto/error-body.dto';
+import { ErrorBodyDto } from '../common/error-body.dto';
 import { JobListDto, JobListQueryDto } from './dto/job-list.dto';
 import { JobStatusDto } from './dto/job-status.dto';
 import { ProvisionAcceptedDto, ProvisionRequestDto } from './dto/provision-request.dto';
 import { JobsService } from './jobs.service';
+import { submitAnswer } from './submit-answer';
 import { RequestId } from '../common/request-id.decorator';
 
 const uuid = new ParseUUIDPipe({ version: '4', errorHttpStatusCode: 404 });
@@ -62,15 +63,11 @@ export class JobsController {
     @RequestId() requestId: string,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<ProvisionAcceptedDto> {
-    const { job, replayed } = await this.jobs.submit(
+    const submitted = await this.jobs.submit(
       { ...body },
-      {
-        idempotencyKey: idempotencyKey || undefined,
-        requestId,
-      },
+      { idempotencyKey: idempotencyKey || undefined, requestId },
     );
-    if (replayed) reply.status(200);
-    return { job_id: job.id, status: job.status, status_url: `/api/v1/status/${job.id}` };
+    return submitAnswer(submitted, reply);
   }
 
   @Get('status/:job_id')

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { CacheController } from '../cache/cache.controller';
 import { CacheModule } from '../cache/cache.module';
 import { ConvertModule } from '../convert/convert.module';
 import { LvmModule } from '../lvm/lvm.module';
@@ -9,11 +8,12 @@ import { JobRepository } from './job.repository';
 import { JobRunner } from './job-runner';
 import { JobsController } from './jobs.controller';
 import { JobsService } from './jobs.service';
+import { PrefetchController } from './prefetch.controller';
 import { ProvisionPipeline } from './pipeline/provision.pipeline';
 
 @Module({
   imports: [StorageModule, CacheModule, ConvertModule, LvmModule],
-  controllers: [JobsController, JobEventsController, CacheController],
+  controllers: [JobsController, JobEventsController, PrefetchController],
   providers: [JobRepository, JobRunner, JobsService, ProvisionPipeline],
   exports: [JobsService, JobRunner],
 })
