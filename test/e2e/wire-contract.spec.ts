@@ -144,7 +144,11 @@ describe('our answers against those schemas', () => {
   const www = join(work.dir, 'www');
   let server: ImageServer;
   let daemon: Daemon;
-  const jobs: Record<'completed' | 'failed' | 'cancelled', string> = { completed: '', failed: '', cancelled: '' };
+  const jobs: Record<'completed' | 'failed' | 'cancelled', string> = {
+    completed: '',
+    failed: '',
+    cancelled: '',
+  };
   const request = (volume: string, more: Record<string, unknown> = {}) => ({
     image_url: `${server.url}/small.qcow2`,
     volume_name: volume,
@@ -174,7 +178,11 @@ describe('our answers against those schemas', () => {
     jobs.completed = accepted.body.job_id;
     const early = await daemon.status(jobs.completed);
     assertValid(OurStatusResponse, early, 'status while pending or running');
-    assert.equal(early.body.correlation_id, jobs.completed, 'no correlation_id given: the job id, as the original');
+    assert.equal(
+      early.body.correlation_id,
+      jobs.completed,
+      'no correlation_id given: the job id, as the original',
+    );
     const final = await daemon.waitFinal(jobs.completed);
     assert.equal(final.status, 'completed', final.error);
     const done = await daemon.status(jobs.completed);
@@ -205,7 +213,10 @@ describe('our answers against those schemas', () => {
   it('cancel answers the original cancel body {status: "cancelled", job_id}', async () => {
     server.bytesPerSecond = 1024 ** 2;
     try {
-      const accepted = await daemon.provision({ ...request('vm-wire-4'), image_url: `${server.url}/slow.qcow2` });
+      const accepted = await daemon.provision({
+        ...request('vm-wire-4'),
+        image_url: `${server.url}/slow.qcow2`,
+      });
       jobs.cancelled = accepted.body.job_id;
       await waitFor('the slow job to download', async () => {
         const { body } = await daemon.status(jobs.cancelled);

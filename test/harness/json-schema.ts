@@ -49,8 +49,10 @@ export function validate(schema: Schema, value: unknown, path = '$'): string[] {
     problems.push(`${path}: ${JSON.stringify(value)} is not a ${schema.format}`);
   }
   if (typeof value === 'number') {
-    if (schema.minimum !== undefined && value < schema.minimum) problems.push(`${path}: ${value} < ${schema.minimum}`);
-    if (schema.maximum !== undefined && value > schema.maximum) problems.push(`${path}: ${value} > ${schema.maximum}`);
+    if (schema.minimum !== undefined && value < schema.minimum)
+      problems.push(`${path}: ${value} < ${schema.minimum}`);
+    if (schema.maximum !== undefined && value > schema.maximum)
+      problems.push(`${path}: ${value} > ${schema.maximum}`);
   }
   if (schema.type === 'object') {
     const record = value as Record<string, unknown>;
@@ -62,7 +64,9 @@ export function validate(schema: Schema, value: unknown, path = '$'): string[] {
     }
   }
   if (schema.type === 'array' && schema.items) {
-    (value as unknown[]).forEach((item, i) => problems.push(...validate(schema.items!, item, `${path}[${i}]`)));
+    (value as unknown[]).forEach((item, i) =>
+      problems.push(...validate(schema.items!, item, `${path}[${i}]`)),
+    );
   }
   return problems;
 }
