@@ -16,7 +16,7 @@ import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { auditLine } from './auth/audit';
 import { AuthGuard } from './auth/auth.guard';
-import { AllExceptionsFilter, toErrorBody } from './common/all-exceptions.filter';
+import { AllExceptionsFilter, errorBody, toErrorBody } from './common/all-exceptions.filter';
 import { logRequests } from './common/request-log';
 import { securityHeaders } from './common/security-headers';
 import { validationPipe } from './common/validation';
@@ -111,9 +111,12 @@ async function bootstrap(settings: Settings): Promise<void> {
     keyGenerator: (request) => request.principal?.name ?? request.ip,
     errorResponseBuilder: (request, context) => ({
       statusCode: 429,
-      code: 'rate_limited',
-      message: `more than ${context.max} POST requests per minute from ${request.principal?.name ?? request.ip}; retry in ${Math.ceil(context.ttl / 1000)} s`,
-      request_id: request.id,
+      ...errorBody(
+        429,
+        'rate_limited',
+        `more than ${context.max} POST requests per minute from ${request.principal?.name ?? request.ip}; retry in ${Math.ceil(context.ttl / 1000)} s`,
+        String(request.id),
+      ),
     }),
   });
 

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { errorBody } from '../common/all-exceptions.filter';
 import { Settings } from '../config/settings';
 import { verifiedClientCert } from './client-cert';
 import { loadTokens, matchToken, TokenEntry } from './token-store';
@@ -102,7 +103,7 @@ export class AuthGuard {
       .code(status)
       .header('x-request-id', request.id)
       .header('content-type', 'application/json; charset=utf-8')
-      .send({ code, message, request_id: request.id });
+      .send(errorBody(status, code, message, String(request.id)));
   }
 }
 

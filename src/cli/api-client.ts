@@ -67,7 +67,9 @@ export class ApiError extends CliError {
   ) {
     const body = isErrorBody(parsed) ? parsed : undefined;
     super(
-      body ? `${body.message} (${status} ${body.code})` : `HTTP ${status}: ${text.slice(0, 500)}`,
+      body
+        ? `${body.message} (${[status, body.error_code].filter(Boolean).join(' ')})`
+        : `HTTP ${status}: ${text.slice(0, 500)}`,
       status === 400 ? EXIT.usage : EXIT.failed,
     );
     this.body = body;

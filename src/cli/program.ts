@@ -1,6 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { packageVersion } from '../common/package-version';
 import { IMAGE_TYPES } from '../convert/image-format';
 import { JOB_STATUSES } from '../jobs/job.model';
 import { ApiClient, type ConnectionOptions } from './api-client';
@@ -72,14 +71,6 @@ function imageUrl(value: string): string {
     throw new InvalidArgumentError(`uses ${url.protocol}; http(s)://... or s3://bucket/key`);
   }
   return value;
-}
-
-function packageVersion(): string {
-  for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
-  }
-  return 'unknown';
 }
 
 /**

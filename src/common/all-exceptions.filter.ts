@@ -2,7 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@n
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DatabaseUnavailableError, DomainError } from './errors';
 
-/** Maps every error to the one body: {code, message, request_id, details?}. */
+/** Maps every error to the one body (ErrorBody below). */
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   private readonly logger = new Logger('HTTP');
@@ -21,11 +21,36 @@ export class AllExceptionsFilter implements ExceptionFilter {
   }
 }
 
+/**
+ * The one error body. `error`, `message` and `code` (the HTTP status, an integer) are the original
+ * Go service's ErrorResponse: its clients decode `Code int`, so a string there broke every error for
+ * them. Our stable machine code sits beside them as `error_code`, as in a job's status.
+ */
 export interface ErrorBody {
-  code: string;
+  error: string;
   message: string;
+  code: number;
+  error_code: string;
   request_id: string;
   details?: unknown;
+}
+
+/** `error` is the kind in words (`job_not_found` → "job not found", the original's own wording). */
+export function errorBody(
+  status: number,
+  errorCode: string,
+  message: string,
+  requestId: string,
+  details?: unknown,
+): ErrorBody {
+  return {
+    error: errorCode.replace(/_/g, ' '),
+    message,
+    code: status,
+    error_code: errorCode,
+    request_id: requestId,
+    ...(details === undefined ? {} : { details }),
+  };
 }
 
 export function toErrorBody(
@@ -36,48 +61,32 @@ export function toErrorBody(
   const sqlite = asSqliteError(exception, databasePath);
   if (sqlite) exception = sqlite;
   if (exception instanceof DomainError) {
-    return {
-      status: exception.status,
-      body: {
-        code: exception.code,
-        message: exception.message,
-        request_id: requestId,
-        details: exception.details,
-      },
-    };
+    const { status, code, message, details } = exception;
+    return { status, body: errorBody(status, code, message, requestId, details) };
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
     const response = exception.getResponse() as string | { message?: unknown; error?: string };
     const messages =
       typeof response === 'string' ? [response] : [response.message ?? exception.message].flat();
-    return {
-      status,
-      body: {
-        code: httpCode(status),
-        message: messages.map(String).join('; '),
-        request_id: requestId,
-      },
-    };
+    return { status, body: errorBody(status, httpCode(status), messages.map(String).join('; '), requestId) };
   }
   const fastifyError = exception as { statusCode?: number; code?: string; message?: string };
   if (typeof fastifyError.statusCode === 'number' && fastifyError.statusCode < 500) {
+    const status = fastifyError.statusCode;
     return {
-      status: fastifyError.statusCode,
-      body: {
-        code: httpCode(fastifyError.statusCode),
-        message: fastifyError.message ?? 'bad request',
-        request_id: requestId,
-      },
+      status,
+      body: errorBody(status, httpCode(status), fastifyError.message ?? 'bad request', requestId),
     };
   }
   return {
     status: 500,
-    body: {
-      code: 'internal_error',
-      message: 'internal error; see the daemon log for this request id',
-      request_id: requestId,
-    },
+    body: errorBody(
+      500,
+      'internal_error',
+      'internal error; see the daemon log for this request id',
+      requestId,
+    ),
   };
 }
 

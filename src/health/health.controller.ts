@@ -3,10 +3,13 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import type { HealthCheckResult } from '@nestjs/terminus';
 import type { FastifyReply } from 'fastify';
+import { packageVersion } from '../common/package-version';
 import { JobRunner } from '../jobs/job-runner';
+import { goDuration } from './go-duration';
 import { ReadinessService } from './readiness.service';
 
 const startedAt = new Date().toISOString();
+const version = packageVersion();
 
 /**
  * Liveness (/health, /healthz, /livez): the process and its event loop answer; nothing else is
@@ -28,11 +31,16 @@ export class HealthController {
   @HealthCheck()
   @ApiOperation({ summary: 'Liveness, with the original service’s fields', operationId: 'health' })
   async original() {
+    const uptimeSeconds = Math.round(process.uptime());
     return {
       ...(await this.liveness()),
+      // The original's HealthResponse: status, timestamp, version, uptime (a Go duration string).
       status: 'healthy',
+      timestamp: new Date().toISOString(),
+      version,
+      uptime: goDuration(uptimeSeconds),
       started_at: startedAt,
-      uptime_seconds: Math.round(process.uptime()),
+      uptime_seconds: uptimeSeconds,
       active_jobs: this.runner.runningCount,
       queued_jobs: this.runner.queuedCount,
     };

@@ -6,8 +6,9 @@ import type { Counter, Histogram } from 'prom-client';
 import { REQUEST_DURATION, REQUESTS_TOTAL } from './metrics';
 
 /**
- * Counts every answered request by its route TEMPLATE (`/api/v1/status/:job_id`), never the raw
- * URL, so one series per route whatever the ids; requests no route matched share `unmatched`.
+ * Counts every answered request by its route TEMPLATE (`/api/v1/status/:job_id`; label `endpoint`,
+ * the original's name), never the raw URL, so one series per route whatever the ids; requests no
+ * route matched share `unmatched`.
  * A Fastify onResponse hook, so requests refused before Nest (auth, 415, 429) count too.
  */
 @Injectable()
@@ -22,13 +23,11 @@ export class HttpMetrics implements OnModuleInit {
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.addHook('onResponse', async (request, reply) => {
-      const labels = {
-        method: request.method,
-        route: request.routeOptions.url ?? 'unmatched',
-        status: String(reply.statusCode),
-      };
+      const endpoint = request.routeOptions.url ?? 'unmatched';
+      const labels = { method: request.method, endpoint, status: String(reply.statusCode) };
       this.requests.inc(labels);
-      this.duration.observe(labels, reply.elapsedTime / 1000);
+      // An event stream lasts as long as its job: not a latency, and it would trip the latency alert.
+      if (!endpoint.endsWith('/events')) this.duration.observe(labels, reply.elapsedTime / 1000);
     });
   }
 }

@@ -22,8 +22,8 @@ interface Tracked {
 }
 
 /**
- * Job metrics, derived from JobRunner.updates (every job change as it happens): jobs by outcome,
- * run time by outcome, the duration of each finished stage, and the bytes written into volumes.
+ * Job metrics, derived from JobRunner.updates (every job change as it happens): jobs by status,
+ * run time by final status, the duration of each finished stage, and the bytes written into volumes.
  */
 @Injectable()
 export class JobMetrics implements OnModuleInit, OnModuleDestroy {
@@ -40,9 +40,9 @@ export class JobMetrics implements OnModuleInit, OnModuleDestroy {
 
   onModuleInit(): void {
     // Every series exists from the start, so rate() and alerts see a 0 rather than nothing.
-    for (const outcome of JOB_OUTCOMES) {
-      this.jobs.inc({ outcome }, 0);
-      if (outcome !== 'submitted') this.jobDuration.zero({ outcome });
+    for (const status of JOB_OUTCOMES) {
+      this.jobs.inc({ status }, 0);
+      if (status !== 'started') this.jobDuration.zero({ status });
     }
     for (const stage of STAGES) this.stageDuration.zero({ stage });
     this.bytesWritten.inc(0);
@@ -56,7 +56,7 @@ export class JobMetrics implements OnModuleInit, OnModuleDestroy {
   private onUpdate({ job, kind }: JobUpdate): void {
     if (kind === 'status' && job.status === 'pending') {
       // Published once, when the job is queued (also for pending jobs resumed at start).
-      this.jobs.inc({ outcome: 'submitted' });
+      this.jobs.inc({ status: 'started' });
       return;
     }
     let tracked = this.tracked.get(job.id);
@@ -78,15 +78,15 @@ export class JobMetrics implements OnModuleInit, OnModuleDestroy {
 
   private finish(job: Job, tracked: Tracked): void {
     this.tracked.delete(job.id);
-    const outcome = job.status as JobOutcome;
+    const status = job.status as JobOutcome;
     const finishedAt = Date.parse(job.finishedAt ?? job.updatedAt);
     // Only a completed job finished its last stage; a failed or cancelled one broke it off.
     if (job.status === 'completed') this.endStage(tracked, finishedAt);
     this.addWritten(tracked, writtenBy(job, tracked));
-    this.jobs.inc({ outcome });
+    this.jobs.inc({ status });
     // A job cancelled while it waited never ran: it has no run time.
     if (job.startedAt) {
-      this.jobDuration.observe({ outcome }, Math.max(0, finishedAt - Date.parse(job.startedAt)) / 1000);
+      this.jobDuration.observe({ status }, Math.max(0, finishedAt - Date.parse(job.startedAt)) / 1000);
     }
   }
 

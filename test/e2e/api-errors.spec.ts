@@ -79,7 +79,7 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     it(`refuses ${what} with 400 naming ${field}`, async () => {
       const response = await daemon.provision({ ...valid(), ...change });
       assert.equal(response.status, 400, JSON.stringify(response.body));
-      assert.equal(response.body.code, 'validation_failed');
+      assert.equal(response.body.error_code, 'validation_failed');
       const problem = response.body.details.fields.find((f: { field: string }) => f.field === field);
       assert.ok(problem, `no problem reported for ${field}: ${JSON.stringify(response.body)}`);
       assert.match(problem.message, message);
@@ -96,7 +96,8 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
   it('refuses malformed JSON with 400 in the same error shape', async () => {
     const response = await daemon.request('POST', '/api/v1/provision', '{"image_url": ');
     assert.equal(response.status, 400);
-    assert.equal(typeof response.body.code, 'string');
+    assert.equal(response.body.error_code, 'bad_request');
+    assert.equal(response.body.code, 400);
     assert.equal(typeof response.body.message, 'string');
     assert.ok(response.body.request_id);
   });
@@ -104,7 +105,7 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
   it('refuses a body over 16 KiB with 413', async () => {
     const response = await daemon.provision({ ...valid(), correlation_id: 'x'.repeat(20_000) });
     assert.equal(response.status, 413);
-    assert.equal(response.body.code, 'body_too_large');
+    assert.equal(response.body.error_code, 'body_too_large');
   });
 
   it('refuses a body that is not JSON with 415', async () => {
@@ -114,7 +115,9 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
       body: 'image_url=http://x/y&volume_name=vm',
     });
     assert.equal(response.status, 415);
-    assert.equal(((await response.json()) as { code: string }).code, 'unsupported_media_type');
+    const body = (await response.json()) as { code: number; error_code: string };
+    assert.equal(body.error_code, 'unsupported_media_type');
+    assert.equal(body.code, 415);
   });
 
   it('left no volume and no job behind after the refused requests', async () => {
@@ -145,7 +148,7 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
       const url = path.includes('%s') ? path.replace('%s', id) : path + id;
       const response = await daemon.request(method, url);
       assert.equal(response.status, 404);
-      assert.equal(response.body.code, 'job_not_found');
+      assert.equal(response.body.error_code, 'job_not_found');
       assert.match(response.body.message, new RegExp(id));
       const malformed = await daemon.request(
         method,
@@ -165,7 +168,7 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     assert.equal(first.status, 202);
     const second = await daemon.provision({ ...valid(), volume_name: 'vm-busy', volume_size_gb: 2 });
     assert.equal(second.status, 409);
-    assert.equal(second.body.code, 'volume_busy');
+    assert.equal(second.body.error_code, 'volume_busy');
     assert.match(second.body.message, new RegExp(first.body.job_id));
     assert.equal(second.body.details.active_job_id, first.body.job_id);
     await daemon.request('DELETE', `/api/v1/cancel/${first.body.job_id}`);
@@ -178,7 +181,7 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     truncateSync(path, 2 * GIB);
     const response = await daemon.provision({ ...valid(), volume_name: 'vm-small', volume_size_gb: 3 });
     assert.equal(response.status, 409);
-    assert.equal(response.body.code, 'volume_size_mismatch');
+    assert.equal(response.body.error_code, 'volume_size_mismatch');
     assert.match(response.body.message, new RegExp(`${2 * GIB} bytes.*${3 * GIB} bytes`));
     assert.ok(existsSync(path), 'the existing volume must stay');
   });
@@ -189,7 +192,7 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     assert.equal(final.status, 'completed', final.error);
     const response = await daemon.request('DELETE', `/api/v1/cancel/${submitted.body.job_id}`);
     assert.equal(response.status, 409);
-    assert.equal(response.body.code, 'job_finished');
+    assert.equal(response.body.error_code, 'job_finished');
     assert.match(response.body.message, /already completed/);
   });
 
@@ -214,7 +217,7 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
         { 'idempotency-key': 'key-1' },
       );
       assert.equal(response.status, 422);
-      assert.equal(response.body.code, 'idempotency_key_reused');
+      assert.equal(response.body.error_code, 'idempotency_key_reused');
     });
 
     it('never deduplicates on correlation_id', async () => {

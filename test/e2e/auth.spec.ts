@@ -105,13 +105,16 @@ describe('authentication: mTLS and API tokens', () => {
     assert.equal(post('vm-stranger', ['--cert', stranger.cert, '--key', stranger.key]).status, 401);
     const none = post('vm-none', []);
     assert.equal(none.status, 401);
-    assert.equal(JSON.parse(none.body).code, 'unauthorized');
+    const body = JSON.parse(none.body);
+    assert.equal(body.error_code, 'unauthorized');
+    assert.equal(body.code, 401, "the original's ErrorResponse: code is the HTTP status");
   });
 
   it('refuses a certificate from the CA that is outside ALLOWED_CLIENT_SUBJECTS (403)', () => {
     const response = post('vm-intruder', ['--cert', intruder.cert, '--key', intruder.key]);
     assert.equal(response.status, 403);
-    assert.equal(JSON.parse(response.body).code, 'forbidden');
+    assert.equal(JSON.parse(response.body).error_code, 'forbidden');
+    assert.equal(JSON.parse(response.body).code, 403);
   });
 
   it('accepts tokens as Bearer and as X-API-Token, and a hashed entry; refuses a wrong one', () => {
@@ -321,7 +324,9 @@ describe('safe defaults', () => {
         volume_size_gb: 1,
         image_type: 'qcow2',
       });
-      assert.equal(limited.body.code, 'rate_limited');
+      assert.equal(limited.body.error_code, 'rate_limited');
+      assert.equal(limited.body.code, 429);
+      assert.equal(limited.body.request_id, limited.headers.get('x-request-id'));
       assert.equal((await daemon.request('GET', '/api/v1/jobs')).status, 200, 'reads are not limited');
     } finally {
       await daemon.stop();

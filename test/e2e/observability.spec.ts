@@ -108,10 +108,11 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
 
   it('starts with every job series at zero and idle gauges, the first request being the scrape', async () => {
     baseline = await scrape(daemon);
-    for (const outcome of ['submitted', 'completed', 'failed', 'cancelled']) {
-      assert.equal(baseline.value('jobs_total', { outcome }), 0, outcome);
+    for (const status of ['started', 'completed', 'failed', 'cancelled']) {
+      assert.equal(baseline.value('jobs_total', { status }), 0, status);
     }
     assert.equal(baseline.value('active_jobs'), 0);
+    assert.equal(baseline.value('running_jobs'), 0);
     assert.equal(baseline.value('queued_jobs'), 0);
     assert.equal(baseline.value('bytes_written_total'), 0);
     assert.equal(baseline.value('cache_entries'), 0);
@@ -120,7 +121,7 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
     assert.ok(baseline.samples.some((s) => s.name === 'nodejs_eventloop_lag_seconds'));
   });
 
-  it('counts a completed job: submitted, completed, its stages, the bytes downloaded and written', async () => {
+  it('counts a completed job: started, completed, its stages, the bytes downloaded and written', async () => {
     const submitted = await daemon.provision({
       image_url: `${server.url}/small.qcow2`,
       volume_name: 'vm-done',
@@ -134,10 +135,10 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
     assert.equal(final.status, 'completed', final.error);
 
     const now = await scrape(daemon);
-    assert.equal(moved(now, baseline, 'jobs_total', { outcome: 'submitted' }), 1);
-    assert.equal(moved(now, baseline, 'jobs_total', { outcome: 'completed' }), 1);
-    assert.equal(moved(now, baseline, 'jobs_total', { outcome: 'failed' }), 0);
-    assert.equal(moved(now, baseline, 'job_duration_seconds_count', { outcome: 'completed' }), 1);
+    assert.equal(moved(now, baseline, 'jobs_total', { status: 'started' }), 1);
+    assert.equal(moved(now, baseline, 'jobs_total', { status: 'completed' }), 1);
+    assert.equal(moved(now, baseline, 'jobs_total', { status: 'failed' }), 0);
+    assert.equal(moved(now, baseline, 'job_duration_seconds_count', { status: 'completed' }), 1);
     for (const stage of STAGES) {
       assert.equal(moved(now, baseline, 'stage_duration_seconds_count', { stage }), 1, stage);
     }
@@ -179,9 +180,11 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
     assert.equal((await daemon.status(ids.failed)).body.status, 'pending');
 
     const now = await scrape(daemon);
-    assert.equal(now.value('active_jobs'), 1);
+    // active_jobs counts unfinished jobs, as the original's did: running plus queued.
+    assert.equal(now.value('running_jobs'), 1);
     assert.equal(now.value('queued_jobs'), 1);
-    assert.equal(moved(now, baseline, 'jobs_total', { outcome: 'submitted' }), 3);
+    assert.equal(now.value('active_jobs'), 2);
+    assert.equal(moved(now, baseline, 'jobs_total', { status: 'started' }), 3);
   });
 
   it('counts the cancelled and the failed job exactly, and the gauges fall back to zero', async () => {
@@ -197,15 +200,15 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
     const now = await scrape(daemon);
     assert.deepEqual(
       Object.fromEntries(
-        ['submitted', 'completed', 'failed', 'cancelled'].map((outcome) => [
-          outcome,
-          moved(now, baseline, 'jobs_total', { outcome }),
+        ['started', 'completed', 'failed', 'cancelled'].map((status) => [
+          status,
+          moved(now, baseline, 'jobs_total', { status }),
         ]),
       ),
-      { submitted: 3, completed: 1, failed: 1, cancelled: 1 },
+      { started: 3, completed: 1, failed: 1, cancelled: 1 },
     );
-    for (const outcome of ['completed', 'failed', 'cancelled']) {
-      assert.equal(moved(now, baseline, 'job_duration_seconds_count', { outcome }), 1, outcome);
+    for (const status of ['completed', 'failed', 'cancelled']) {
+      assert.equal(moved(now, baseline, 'job_duration_seconds_count', { status }), 1, status);
     }
     // Stages that finished: all seven of the completed job; resolve and checking_cache of the
     // other two (one failed in inspecting, the other was cancelled while downloading).
@@ -222,6 +225,7 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
       finalizing: 1,
     });
     assert.equal(now.value('active_jobs'), 0);
+    assert.equal(now.value('running_jobs'), 0);
     assert.equal(now.value('queued_jobs'), 0);
     assert.equal(moved(now, baseline, 'cache_hits_total'), 1);
     assert.equal(moved(now, baseline, 'cache_misses_total'), 2);
@@ -238,30 +242,31 @@ describe('metrics after a completed, a failed and a cancelled job', () => {
     );
   });
 
-  it('labels requests by route template, never by raw URL, and no health endpoint was called', async () => {
+  it('labels requests by endpoint (route template), never by raw URL, and no health endpoint was called', async () => {
     const now = await scrape(daemon);
     assert.equal(
-      now.value('requests_total', { method: 'POST', route: '/api/v1/provision', status: '202' }),
+      now.value('requests_total', { method: 'POST', endpoint: '/api/v1/provision', status: '202' }),
       3,
     );
     assert.equal(
-      now.value('requests_total', { method: 'DELETE', route: '/api/v1/cancel/:job_id', status: '200' }),
+      now.value('requests_total', { method: 'DELETE', endpoint: '/api/v1/cancel/:job_id', status: '200' }),
       1,
     );
     assert.ok(
-      now.value('requests_total', { method: 'GET', route: '/api/v1/status/:job_id', status: '200' })! > 0,
+      now.value('requests_total', { method: 'GET', endpoint: '/api/v1/status/:job_id', status: '200' })! > 0,
     );
     assert.ok(
-      now.value('request_duration_seconds_count', { method: 'GET', route: '/api/v1/status/:job_id' })! > 0,
+      now.value('requests_duration_seconds_count', { method: 'GET', endpoint: '/api/v1/status/:job_id' })! >
+        0,
     );
-    const routes = new Set(now.matching('requests_total').map((s) => s.labels.route));
+    const routes = new Set(now.matching('requests_total').map((s) => s.labels.endpoint));
     assert.ok(![...routes].some((route) => UUID.test(route)), [...routes].join(', '));
     for (const probe of ['/health', '/healthz', '/livez', '/readyz']) {
-      assert.equal(now.value('requests_total', { route: probe }), undefined, `${probe} was called`);
+      assert.equal(now.value('requests_total', { endpoint: probe }), undefined, `${probe} was called`);
     }
     await fetch(`${daemon.url}/no/such/${ids.completed}`);
     const later = await scrape(daemon);
-    assert.equal(moved(later, now, 'requests_total', { route: 'unmatched', status: '404' }), 1);
+    assert.equal(moved(later, now, 'requests_total', { endpoint: 'unmatched', status: '404' }), 1);
   });
 
   it('passes promtool check metrics', async () => {
@@ -446,7 +451,7 @@ describe('readiness and liveness', { skip: isRoot ? false : 'needs root to mount
       });
       const timings: number[] = [];
       for (let i = 0; i < 20; i++) timings.push(await livezMs());
-      assert.equal((await scrape(daemon)).value('active_jobs'), 2, 'both jobs were running throughout');
+      assert.equal((await scrape(daemon)).value('running_jobs'), 2, 'both jobs were running throughout');
       assert.ok(Math.max(...timings) < 50, `livez took ${timings.map((t) => t.toFixed(1)).join(', ')} ms`);
     } finally {
       server.bytesPerSecond = 0;

@@ -193,7 +193,7 @@ describe('provisioning into a file volume through the HTTP API', () => {
       const before = head();
       const refused = await daemon.provision(request);
       assert.equal(refused.status, 409, JSON.stringify(refused.body));
-      assert.equal(refused.body.code, 'volume_in_use');
+      assert.equal(refused.body.error_code, 'volume_in_use');
       assert.match(refused.body.message, new RegExp(`process ${holder.pid} \\(sleep\\)`));
       assert.deepEqual(head(), before);
     } finally {

@@ -216,7 +216,7 @@ describe('S3 source and the verified cache', () => {
     assert.ok(!existsSync(join(t.cacheDir, 'sha256', sha)));
     const again = await t.daemon.request('DELETE', `/api/v1/cache/${sha}`);
     assert.equal(again.status, 404);
-    assert.equal(again.body.code, 'cache_entry_not_found');
+    assert.equal(again.body.error_code, 'cache_entry_not_found');
   });
 });
 
@@ -335,7 +335,7 @@ describe('cache eviction and limits', () => {
     );
     const deleting = await t.daemon.request('DELETE', `/api/v1/cache/${busy}`);
     assert.equal(deleting.status, 409);
-    assert.equal(deleting.body.code, 'cache_entry_in_use');
+    assert.equal(deleting.body.error_code, 'cache_entry_in_use');
     // Two more images push the cache over its limit while the busy one is read.
     for (const name of ['f1', 'f2']) {
       await t.s3.put(`${name}.qcow2`, uniqueQcow2(t.work.dir, name, 8));

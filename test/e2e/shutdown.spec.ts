@@ -123,7 +123,7 @@ describe('SIGTERM', () => {
         const response = await provision(daemon, 'late');
         return response.status === 503 ? response : undefined;
       });
-      assert.equal(refused.body.code, 'shutting_down');
+      assert.equal(refused.body.error_code, 'shutting_down');
       const exit = await daemon.stop();
       assert.equal(exit.code, 0);
       assert.ok(

@@ -46,6 +46,13 @@ describe('Swagger UI and the OpenAPI document', () => {
       'vdi',
       'auto',
     ]);
+    // The original service's ErrorResponse types: a Go client decodes `Code int`.
+    const error = body.components.schemas.ErrorBodyDto;
+    assert.equal(error.properties.code.type, 'integer');
+    assert.equal(error.properties.error.type, 'string');
+    assert.equal(error.properties.error_code.type, 'string');
+    assert.deepEqual([...error.required].sort(), ['code', 'error', 'error_code', 'message', 'request_id']);
+    assert.equal(body.components.schemas.JobStatusDto.properties.correlation_id.nullable, undefined);
   });
 
   it('lists the provision, status and cancel operations in a real headless browser', async () => {

@@ -208,7 +208,7 @@ describe('fault: the job database becomes read-only', () => {
       image_type: 'qcow2',
     });
     assert.equal(refused.status, 503, JSON.stringify(refused.body));
-    assert.equal(refused.body.code, 'database_unavailable');
+    assert.equal(refused.body.error_code, 'database_unavailable');
     assert.match(refused.body.message, new RegExp(db.replace(/\//g, '\\/')));
     assert.equal((await daemon.request('GET', '/livez')).status, 200, 'the daemon must stay up');
     for (const f of [db, `${db}-wal`]) sh('chattr', '-i', f);

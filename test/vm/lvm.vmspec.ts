@@ -157,7 +157,7 @@ describe('LVM backends on real device-mapper', () => {
       sh('lvcreate', '--yes', '-L', `${1.25 * GIB}b`, '-n', 'vm-odd', VG);
       const refused = await submit(thick, 'small.qcow2', 'vm-odd');
       assert.equal(refused.status, 409);
-      assert.equal(refused.body.code, 'volume_size_mismatch');
+      assert.equal(refused.body.error_code, 'volume_size_mismatch');
       assert.match(refused.body.message, new RegExp(`${lv('vm-odd')!.lv_size} bytes.*${GIB} bytes`));
       assert.ok(lv('vm-odd'), 'the existing LV must stay');
     });
@@ -170,7 +170,7 @@ describe('LVM backends on real device-mapper', () => {
         const head = firstBytes(`/dev/${VG}/vm-odd`, MIB);
         const refused = await submit(thick, 'small.qcow2', 'vm-odd');
         assert.equal(refused.status, 409);
-        assert.equal(refused.body.code, 'volume_in_use');
+        assert.equal(refused.body.error_code, 'volume_in_use');
         assert.match(refused.body.message, /in use/);
         assert.deepEqual(firstBytes(`/dev/${VG}/vm-odd`, MIB), head);
       } finally {

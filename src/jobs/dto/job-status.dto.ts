@@ -51,8 +51,11 @@ export class JobStatusDto {
   @ApiProperty({ nullable: true, type: String, description: 'null for prefetch jobs' })
   image_type!: string | null;
 
-  @ApiProperty({ nullable: true, type: String })
-  correlation_id!: string | null;
+  @ApiProperty({
+    description:
+      "The request's correlation_id; the job id when it had none, as the original service answered",
+  })
+  correlation_id!: string;
 
   @ApiProperty({ description: 'The image came from the local cache' })
   cache_hit!: boolean;
@@ -117,7 +120,8 @@ export class JobStatusDto {
       volume_name: provision?.volume_name ?? null,
       volume_size_gb: provision?.volume_size_gb ?? null,
       image_type: provision?.image_type ?? null,
-      correlation_id: job.request.correlation_id ?? null,
+      // The original service always answered with one (the job id); its clients may rely on it.
+      correlation_id: job.request.correlation_id ?? job.id,
       cache_hit: job.cacheHit,
       image_path: job.imagePath,
       image_sha256: job.imageSha256,
