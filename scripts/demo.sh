@@ -3,13 +3,18 @@
 # provisions a volume from a small qcow2 served over HTTP, follows the job over Server-Sent Events, and
 # checks the volume byte for byte against `qemu-img convert -O raw`. The daemon is left running on
 # 127.0.0.1:8080 (its state under ./var) so you can try the API; the script prints how to stop it.
+# When 8080 is taken, the daemon takes a free port instead (nothing on 8080 is touched) and the
+# script prints the address it used.
 #
 #   bash scripts/demo.sh
+#
+# DEMO_SKIP_INSTALL=1 skips `npm ci` and `npm run build` (for a second run on a tree the demo has
+# already built; the quick-start test uses it for its second case only).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-API=http://127.0.0.1:8080
+PREFERRED_PORT=8080
 DEMO_DIR=$ROOT/var/demo
 VOLUME_NAME=demo-vm
 VOLUME_SIZE_GB=1
@@ -42,10 +47,14 @@ node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.ex
   die "Node.js 20.19 or newer is needed (this is $(node --version))"
 
 # --- 2. build ------------------------------------------------------------------------------------
-say 'npm ci'
-npm ci --no-audit --no-fund
-say 'npm run build'
-npm run build
+if [[ ${DEMO_SKIP_INSTALL:-} == 1 && -f dist/src/main.js ]]; then
+  say 'DEMO_SKIP_INSTALL=1: using node_modules and dist/ as they are'
+else
+  say 'npm ci'
+  npm ci --no-audit --no-fund
+  say 'npm run build'
+  npm run build
+fi
 
 # --- 3. a stopped earlier demo, and a free port --------------------------------------------------
 mkdir -p "$DEMO_DIR"
@@ -58,8 +67,17 @@ if [[ -f $DEMO_DIR/daemon.pid ]]; then
   fi
   rm -f "$DEMO_DIR/daemon.pid"
 fi
-if curl -s -o /dev/null --max-time 2 "$API/health"; then
-  die "something already answers on $API; stop it first (the demo daemon uses that address)"
+# Whether anything listens on 127.0.0.1:8080 (or on all addresses at 8080): binding it is the one
+# test that also sees a listener that does not speak HTTP. Taken: the daemon gets PORT=0 (a port
+# the kernel picks) and the listener on 8080 is left alone.
+if python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$PREFERRED_PORT" 2>/dev/null; then
+  daemon_port=$PREFERRED_PORT
+else
+  say "127.0.0.1:$PREFERRED_PORT is already in use; the demo daemon takes a free port instead"
+  daemon_port=0
 fi
 
 # --- 4. a demo image: 1 GiB virtual qcow2, patterns with holes between them -----------------------
@@ -103,17 +121,29 @@ image_url=http://127.0.0.1:$http_port/demo.qcow2
 say "serving $image_url"
 
 # --- 6. the daemon, on its embedded defaults (127.0.0.1:8080, state in ./var) ---------------------
-say 'starting the daemon'
+# One setting differs: the daemon refuses image URLs that reach loopback addresses (a guard against
+# server-side request forgery), and the demo image is served from 127.0.0.1. IMAGE_ALLOW_ADDRESSES
+# lets exactly that address through (the setting takes addresses, not ports); a daemon you start
+# yourself keeps the strict default.
+say "starting the daemon (IMAGE_ALLOW_ADDRESSES=127.0.0.1/32, for the demo's image server)"
 rm -f "$ROOT/var/volumes/$VOLUME_NAME.raw" # the demo's own volume from an earlier run
 # setsid: the daemon has its own session and outlives this script (and a Ctrl-C in this terminal).
-setsid node dist/src/main.js >"$DEMO_DIR/daemon.log" 2>&1 </dev/null &
+PORT=$daemon_port IMAGE_ALLOW_ADDRESSES=127.0.0.1/32 \
+  setsid node dist/src/main.js >"$DEMO_DIR/daemon.log" 2>&1 </dev/null &
 daemon_pid=$!
 echo "$daemon_pid" >"$DEMO_DIR/daemon.pid"
-for _ in $(seq 150); do
-  curl -s -o /dev/null --max-time 1 "$API/health" && break
-  kill -0 "$daemon_pid" 2>/dev/null || die 'the daemon exited during start'
-  sleep 0.2
+# The address it listens on, from its "listening on http://<host>:<port>" log line.
+API=
+for _ in $(seq 300); do
+  if [[ $(<"$DEMO_DIR/daemon.log") =~ listening\ on\ (http://[^\"[:space:]]+) ]]; then
+    API=${BASH_REMATCH[1]}
+    break
+  fi
+  kill -0 "$daemon_pid" 2>/dev/null || die "the daemon exited during start: $(tail -n 5 "$DEMO_DIR/daemon.log")"
+  sleep 0.1
 done
+[[ -n $API ]] || die "the daemon did not report its address in 30 s (see $DEMO_DIR/daemon.log)"
+say "the daemon listens on $API"
 curl -fsS "$API/health"
 echo
 
@@ -164,8 +194,10 @@ echo "identical: $(stat -c %s "$volume") bytes"
 cat <<EOF
 
 Demo complete. The daemon keeps running:
+  address   $API
   PID       $daemon_pid   (stop it: kill $daemon_pid)
   log       $DEMO_DIR/daemon.log
   API       $API/api/v1/jobs   Swagger UI $API/docs
   state     $ROOT/var (jobs database, volumes)
+  note      it allows image URLs on 127.0.0.1 (IMAGE_ALLOW_ADDRESSES=127.0.0.1/32) for the demo image
 EOF

@@ -17,6 +17,7 @@ import { AppModule } from './app.module';
 import { auditLine } from './auth/audit';
 import { AuthGuard } from './auth/auth.guard';
 import { AllExceptionsFilter, errorBody, toErrorBody } from './common/all-exceptions.filter';
+import { parseJsonBody } from './common/json-body';
 import { logRequests } from './common/request-log';
 import { securityHeaders } from './common/security-headers';
 import { validationPipe } from './common/validation';
@@ -66,6 +67,13 @@ async function bootstrap(settings: Settings): Promise<void> {
   const logger = app.get(Logger);
   app.useLogger(logger);
   app.useGlobalPipes(validationPipe());
+  // JSON bodies through our parser: Fastify's answers a syntax error and a refused `__proto__` key
+  // with the same "Body is not valid JSON" text; ours says which, and where.
+  app.useBodyParser(
+    'application/json',
+    { bodyLimit: BODY_LIMIT_BYTES },
+    async (_request: unknown, body: Buffer) => parseJsonBody(body.toString('utf8')),
+  );
   app.useGlobalFilters(new AllExceptionsFilter(resolve(settings.dbPath)));
   const auth = app.get(AuthGuard);
   if (settings.auth.disabled) {

@@ -167,6 +167,12 @@ export class InvalidRequestError extends DomainError {
   }
 }
 
+/** A body sent as application/json that cannot be taken: not JSON, or JSON with a key refused for safety. */
+export class MalformedBodyError extends DomainError {
+  readonly code = 'bad_request';
+  readonly status = 400;
+}
+
 /** The volume group or thin pool cannot hold the volume. */
 export class InsufficientSpaceError extends JobFailure {
   constructor(where: string, neededBytes: number, freeBytes: number) {

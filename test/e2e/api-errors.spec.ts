@@ -93,14 +93,37 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     assert.match(response.body.message, /MAX_VOLUME_SIZE_GB/);
   });
 
-  it('refuses malformed JSON with 400 in the same error shape', async () => {
+  it('refuses malformed JSON with 400 in the same error shape, quoting the syntax error', async () => {
     const response = await daemon.request('POST', '/api/v1/provision', '{"image_url": ');
     assert.equal(response.status, 400);
     assert.equal(response.body.error_code, 'bad_request');
     assert.equal(response.body.code, 400);
-    assert.equal(typeof response.body.message, 'string');
+    assert.match(response.body.message, /^the body is not valid JSON: .*JSON/);
     assert.ok(response.body.request_id);
   });
+
+  const pollutingBodies: [string, string, RegExp][] = [
+    ['a "__proto__" key', '{"__proto__": {"admin": true}}', /has a "__proto__" key at \$:/],
+    [
+      'a "constructor" object with a "prototype" key',
+      '{"constructor": {"prototype": {"admin": true}}}',
+      /has a "constructor" object with a "prototype" key at \$\.constructor:/,
+    ],
+  ];
+  for (const [what, extra, message] of pollutingBodies) {
+    it(`refuses well-formed JSON with ${what}, saying what and why (not "not valid JSON")`, async () => {
+      const body = JSON.stringify(valid()).replace(/^\{/, `${extra.slice(0, -1)}, `);
+      JSON.parse(body); // well-formed: only the key is the problem
+      const response = await daemon.request('POST', '/api/v1/provision', body);
+      assert.equal(response.status, 400, JSON.stringify(response.body));
+      assert.equal(response.body.error_code, 'bad_request');
+      assert.equal(response.body.code, 400);
+      assert.match(response.body.message, /^the body is valid JSON but /);
+      assert.match(response.body.message, message);
+      assert.match(response.body.message, /prototype pollution/);
+      assert.doesNotMatch(response.body.message, /not valid JSON/);
+    });
+  }
 
   it('refuses a body over 16 KiB with 413', async () => {
     const response = await daemon.provision({ ...valid(), correlation_id: 'x'.repeat(20_000) });

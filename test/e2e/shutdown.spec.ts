@@ -99,7 +99,8 @@ describe('SIGTERM', () => {
     try {
       const cancelled = (await daemon.status(running)).body;
       assert.equal(cancelled.status, 'cancelled');
-      assert.match(cancelled.error, /SHUTDOWN_GRACE=1/);
+      assert.equal(cancelled.error_code, 'shutdown');
+      assert.match(cancelled.error, /^cancelled by daemon shutdown: not finished within SHUTDOWN_GRACE=1 s$/);
       assert.ok(!existsSync(join(volumes, 'vm-a.raw')), 'the cancelled job was not rolled back');
       const resumed = await daemon.waitFinal(pending);
       assert.equal(resumed.status, 'completed', resumed.error);
