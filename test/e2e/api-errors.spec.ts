@@ -125,6 +125,16 @@ describe('API errors: each refusal is specific, and nothing changes on disk', ()
     });
   }
 
+  it('refuses a plain "constructor" field as unknown instead of dropping it', async () => {
+    const body = JSON.stringify({ constructor: 'x', ...valid() });
+    const response = await daemon.request('POST', '/api/v1/provision', body);
+    assert.equal(response.status, 400, JSON.stringify(response.body));
+    assert.equal(response.body.error_code, 'validation_failed');
+    assert.deepEqual(response.body.details.fields, [
+      { field: 'constructor', message: 'unknown field "constructor"' },
+    ]);
+  });
+
   it('refuses a body over 16 KiB with 413', async () => {
     const response = await daemon.provision({ ...valid(), correlation_id: 'x'.repeat(20_000) });
     assert.equal(response.status, 413);
