@@ -149,6 +149,12 @@ export class Settings {
   @Matches(/^\d+(,\d+)*$/, { message: 'must be milliseconds: one number or a comma-separated list' })
   minioRetryBackoffMs = '1000,2000,4000';
 
+  /** Seconds a download may receive nothing (no answer, or no bytes) before the try is aborted. */
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  downloadStallSeconds = 60;
+
   /** Fail jobs that have no expected sha256 (neither `checksum` in the request nor a .sha256 sidecar). */
   @IsBoolean()
   requireChecksum = false;
@@ -400,6 +406,13 @@ export const ENV_BINDINGS: EnvBinding[] = [
     description:
       'Milliseconds to wait before each retry: a comma list (one per retry, the last repeats) or one number that doubles each time. Jitter of up to 20 % is added.',
     allowed: 'a number or a comma-separated list of numbers',
+  },
+  {
+    key: 'downloadStallSeconds',
+    names: ['DOWNLOAD_STALL_SECONDS'],
+    description:
+      'Seconds an image source (S3 or HTTP) may send nothing (no response headers, or no bytes mid-transfer) before the try is aborted. The try is then retried like a broken connection (MINIO_RETRY_ATTEMPTS, resuming where it stopped); when the tries are used up the job fails `source_failed` naming the stall, and its slot goes to the next job.',
+    allowed: '1-3600',
   },
   {
     key: 'requireChecksum',
