@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
@@ -124,7 +124,22 @@ describe('a stalled HTTP source', () => {
       gets.slice(1).every((g) => g.ifRange),
       'a resume must be guarded by If-Range',
     );
+    // docs/operations.md: one warn line per stalled try, naming the stall and where it resumes.
+    const retries = daemon
+      .jsonLogs()
+      .filter((l) => l.job_id === stuck && l.msg === 'download attempt failed; retrying');
+    assert.equal(retries.length, ATTEMPTS - 1);
+    for (const line of retries) {
+      assert.equal(line.level, 40, 'pino level 40 = warn');
+      assert.match(String(line.error), /^no data from http:.*\(DOWNLOAD_STALL_SECONDS\)/);
+      assert.ok(Number(line.resume_at) > 0);
+    }
     const wait = await assertQueuedJobRan(daemon, queued, final);
+    // The failed download's partial file is gone (the queued job has finished with its own).
+    assert.deepEqual(
+      readdirSync(join(work.dir, 'var/cache/tmp')).filter((f) => f.endsWith('.part')),
+      [],
+    );
     report('stalled HTTP source', {
       failed_after_s: seconds,
       gets: gets.length,
@@ -201,6 +216,23 @@ describe('a stalled S3 source (s3rver answering, then silent)', () => {
     assertResumes(gets);
     assert.equal(final.image_sha256, sha256File(image));
     assertVolumeHolds(join(t.volumes, 'vm-flaky.raw'), image, t.work.dir);
+  });
+
+  it('fails a job whose .sha256 sidecar stops after a few bytes, naming the request', async () => {
+    const image = uniqueQcow2(t.work.dir, 'side', 2);
+    await t.s3.put('side.qcow2', image);
+    await t.s3.putText('side.qcow2.sha256', `${sha256File(image)}  side.qcow2\n`);
+    t.s3.stallNext('GET', 'side.qcow2.sha256', { afterBytes: 10, times: 1 });
+    const final = await t.daemon.waitFinal(
+      await submit(t.daemon, `s3://${BUCKET}/side.qcow2`, 'vm-side'),
+      30_000,
+    );
+    assert.equal(final.status, 'failed');
+    assert.equal(final.error_code, 'source_failed');
+    assert.match(
+      final.error,
+      /no data from the S3 endpoint 127\.0\.0\.1:\d+ \(GET \/images\/side\.qcow2\.sha256\) for 1 s \(DOWNLOAD_STALL_SECONDS\)/,
+    );
   });
 
   it('fails a job whose object metadata request (HEAD) is never answered, naming the endpoint', async () => {
