@@ -105,7 +105,7 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
   }
   throw new SourceError(
     `${lastError!.message} (gave up after ${options.attempts} tries; MINIO_RETRY_ATTEMPTS)`,
-    { url: ref.url, attempts: options.attempts },
+    { ...(lastError as SourceError).details, url: ref.url, attempts: options.attempts },
   );
 }
 

@@ -110,6 +110,24 @@ export class SourceError extends JobFailure {
   }
 }
 
+/**
+ * An image source that went silent: no response headers, or no bytes mid-transfer, for
+ * DOWNLOAD_STALL_SECONDS. Retryable like a broken connection: a retry resumes where this try stopped.
+ */
+export class SourceStalledError extends SourceError {
+  constructor(what: string, seconds: number, phase: 'headers' | 'body') {
+    super(
+      phase === 'headers'
+        ? `no answer from ${what} for ${seconds} s (DOWNLOAD_STALL_SECONDS): the source stalled before sending ` +
+            'its response headers; check that the server is up and reachable from this host'
+        : `no data from ${what} for ${seconds} s (DOWNLOAD_STALL_SECONDS): the source stalled mid-transfer; ` +
+            'check the server and the network path to it, or raise DOWNLOAD_STALL_SECONDS for a source that pauses longer',
+      { url: what, stalled_seconds: seconds, stalled_before: phase === 'headers' ? 'headers' : 'data' },
+      true,
+    );
+  }
+}
+
 /** The downloaded bytes do not hash to the expected sha256. */
 export class ChecksumMismatchError extends JobFailure {
   constructor(url: string, expected: string, actual: string, origin: string) {

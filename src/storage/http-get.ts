@@ -1,8 +1,10 @@
 import { Agent as HttpAgent, IncomingMessage, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
-import { SourceError } from '../common/errors';
+import type { Readable } from 'node:stream';
+import { SourceError, SourceStalledError } from '../common/errors';
 import type { VettedAddress } from './address-policy';
+import { guardStall, limitWaitForHeaders } from './stall-guard';
 
 export interface HttpGetOptions {
   method?: 'GET' | 'HEAD';
@@ -14,12 +16,19 @@ export interface HttpGetOptions {
   maxRedirects?: number;
   /** Checks each URL (the first and every redirect) and says which address to connect to. */
   vet?: (url: URL) => Promise<VettedAddress>;
+  /**
+   * Seconds the server may send nothing (before its headers, or between bytes of the body) before
+   * the request fails with a retryable SourceStalledError (DOWNLOAD_STALL_SECONDS).
+   */
+  stallSeconds: number;
+  /** How errors name the request: a presigned URL must not put its signature in a job's error. */
+  label?: string;
 }
 
 export interface HttpGetResult {
   status: number;
   headers: IncomingMessage['headers'];
-  body: IncomingMessage;
+  body: Readable;
   /** The URL that answered, after redirects. */
   url: URL;
 }
@@ -62,7 +71,13 @@ export async function httpGet(url: URL, options: HttpGetOptions): Promise<HttpGe
       }
       continue;
     }
-    return { status: response.statusCode!, headers: response.headers, body: response, url: current };
+    const label = options.label ?? current.href;
+    const body = guardStall(
+      response,
+      options.stallSeconds * 1000,
+      () => new SourceStalledError(label, options.stallSeconds, 'body'),
+    );
+    return { status: response.statusCode!, headers: response.headers, body, url: current };
   }
 }
 
@@ -78,9 +93,14 @@ async function once(url: URL, options: HttpGetOptions): Promise<IncomingMessage>
       lookup: vetted ? pinnedLookup(vetted) : undefined,
       signal: options.signal,
     });
+    limitWaitForHeaders(
+      request,
+      options.stallSeconds * 1000,
+      () => new SourceStalledError(options.label ?? url.href, options.stallSeconds, 'headers'),
+    );
     request.on('response', resolve);
     request.on('error', (error: NodeJS.ErrnoException) => {
-      if (error.name === 'AbortError') return reject(error);
+      if (error.name === 'AbortError' || error instanceof SourceStalledError) return reject(error);
       const code = error.code ?? error.message;
       reject(
         new SourceError(

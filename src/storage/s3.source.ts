@@ -1,13 +1,16 @@
 import { readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
 import { Agent as HttpsAgent } from 'node:https';
 import { Injectable, Logger } from '@nestjs/common';
 import type { Client } from 'minio';
-import { SourceError } from '../common/errors';
+import { SourceError, SourceStalledError } from '../common/errors';
 import { Settings } from '../config/settings';
 import { pingEndpoint, type PingTls } from './endpoint-ping';
 import { httpGet, statusError } from './http-get';
 import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
 import { readSmallText } from './read-small';
+import { stallLimitedTransport } from './stall-guard';
 import { isUntrustedCertificate } from './tls-error';
 import { normalizeEtag, parseEndpoint, S3Endpoint, s3Location, S3Location } from './s3-location';
 
@@ -37,8 +40,10 @@ export class S3Source implements ImageSource {
   private readonly client?: Client;
   private readonly httpsAgent?: HttpsAgent;
   private readonly tls?: PingTls;
+  private readonly stallSeconds: number;
 
   constructor(settings: Settings) {
+    this.stallSeconds = settings.retry.stallSeconds;
     if (!settings.s3.endpoint) return;
     this.endpoint = parseEndpoint(settings.s3.endpoint, settings.s3.useSsl);
     if (this.endpoint.useSSL && (settings.s3.caFile || settings.s3.insecureSkipVerify)) {
@@ -63,6 +68,17 @@ export class S3Source implements ImageSource {
       region: settings.s3.region,
       pathStyle: true,
       transportAgent: this.httpsAgent,
+      // statObject and the sidecar's getObject would otherwise wait forever on a silent endpoint.
+      transport: stallLimitedTransport(
+        this.endpoint.useSSL ? https : http,
+        this.stallSeconds * 1000,
+        (request, phase) =>
+          new SourceStalledError(
+            `the S3 endpoint ${this.endpoint!.host}:${this.endpoint!.port} (${request.method} ${request.path?.split('?')[0]})`,
+            this.stallSeconds,
+            phase,
+          ),
+      ),
       retryOptions: { disableRetry: true },
     });
   }
@@ -107,11 +123,12 @@ export class S3Source implements ImageSource {
       headers.range = `bytes=${offset}-`;
       if (ref.etag) headers['if-match'] = `"${ref.etag}"`;
     }
-    let response = await httpGet(signed, { headers, signal, httpsAgent: this.httpsAgent });
+    const common = { signal, httpsAgent: this.httpsAgent, stallSeconds: this.stallSeconds, label: ref.url };
+    let response = await httpGet(signed, { headers, ...common });
     if (response.status === 412) {
       // The object changed since the first try: start again from byte 0 of the new version.
       response.body.resume();
-      response = await httpGet(signed, { signal, httpsAgent: this.httpsAgent });
+      response = await httpGet(signed, common);
     }
     if (response.status !== 200 && response.status !== 206) {
       const text = await readSmallText(response.body, SIDECAR_MAX_BYTES, ref.url).catch(() => '');

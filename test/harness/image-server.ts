@@ -9,6 +9,17 @@ export interface ServedRequest {
   method: string;
   path: string;
   range?: string;
+  ifRange?: string;
+}
+
+/**
+ * How a GET stalls: the connection stays open and nothing more is sent. `afterBytes` undefined:
+ * not even the response headers; a number: the headers and that many bytes of body.
+ */
+export interface Stall {
+  afterBytes?: number;
+  /** GETs that stall before the path is served normally again (Infinity: every one). */
+  times: number;
 }
 
 /**
@@ -20,6 +31,8 @@ export class ImageServer {
   bytesPerSecond = 0;
   /** Paths answered with a 302 to another URL. */
   readonly redirects = new Map<string, string>();
+  /** Paths whose GETs stall (see stall()). */
+  private readonly stalls = new Map<string, Stall>();
   private server?: Server;
 
   constructor(
@@ -42,13 +55,37 @@ export class ImageServer {
     await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
   }
 
+  /** The next `times` GETs of `path` go silent (after `afterBytes` bytes of body, or before the headers). */
+  stall(path: string, stall: Stall): void {
+    this.stalls.set(path, { ...stall });
+  }
+
+  /** GETs of `path` that reached the server, in order. */
+  getsOf(path: string): ServedRequest[] {
+    return this.requests.filter((r) => r.method === 'GET' && r.path === path);
+  }
+
   countOf(method: string, path: string): number {
     return this.requests.filter((r) => r.method === method && r.path === path).length;
   }
 
+  private takeStall(path: string): Stall | undefined {
+    const stall = this.stalls.get(path);
+    if (!stall) return undefined;
+    if (--stall.times <= 0) this.stalls.delete(path);
+    return stall;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
-    this.requests.push({ method: req.method!, path, range: req.headers.range });
+    this.requests.push({
+      method: req.method!,
+      path,
+      range: req.headers.range,
+      ifRange: req.headers['if-range'] as string | undefined,
+    });
+    const stall = req.method === 'GET' ? this.takeStall(path) : undefined;
+    if (stall && stall.afterBytes === undefined) return; // accepted, never answered
     const redirect = this.redirects.get(path);
     if (redirect) {
       res.writeHead(302, { location: redirect }).end();
@@ -90,12 +127,29 @@ export class ImageServer {
     }
     const body = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
     try {
-      if (this.bytesPerSecond > 0) await pipeline(body, throttle(this.bytesPerSecond), res);
+      if (stall) await pipeline(body, silenceAfter(stall.afterBytes!), res);
+      else if (this.bytesPerSecond > 0) await pipeline(body, throttle(this.bytesPerSecond), res);
       else await pipeline(body, res);
     } catch {
       // client went away
     }
   }
+}
+
+function silenceAfter(bytes: number): Transform {
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      if (sent + chunk.length < bytes) {
+        sent += chunk.length;
+        return done(null, chunk);
+      }
+      // The rest never leaves, and `done` is never called: the stream (and the connection) hang
+      // until the client gives up or stop() drops the connection.
+      this.push(chunk.subarray(0, bytes - sent));
+      sent = bytes;
+    },
+  });
 }
 
 function throttle(bytesPerSecond: number): Transform {

@@ -47,6 +47,8 @@ export class S3Server {
   private address?: AddressInfo;
   /** Cut the next GET of `key` after this many bytes of body. */
   private cuts = new Map<string, number>();
+  /** Requests (`METHOD key`) that go silent: after this many bytes of body, or (undefined) before the headers. */
+  private stalls = new Map<string, { afterBytes?: number; times: number }>();
 
   /** `tls`: serve HTTPS with this certificate (objects are then placed with seed(), not put()). */
   constructor(
@@ -104,7 +106,28 @@ export class S3Server {
         range: ctx.headers.range,
         ifMatch: ctx.headers['if-match'],
       });
+      const stall = this.takeStall(`${ctx.method} ${key}`);
+      // Accepted and never answered; stop() drops the connection.
+      if (stall && stall.afterBytes === undefined) return new Promise<void>(() => undefined);
       await next();
+      if (stall && ctx.body && typeof (ctx.body as NodeJS.ReadableStream).pipe === 'function') {
+        let sent = 0;
+        const afterBytes = stall.afterBytes!;
+        ctx.body = (ctx.body as NodeJS.ReadableStream).pipe(
+          new Transform({
+            transform(chunk: Buffer, _encoding, done) {
+              if (sent + chunk.length < afterBytes) {
+                sent += chunk.length;
+                return done(null, chunk);
+              }
+              // The rest never leaves and `done` is never called: the connection stays open, silent.
+              this.push(chunk.subarray(0, afterBytes - sent));
+              sent = afterBytes;
+            },
+          }),
+        );
+        return;
+      }
       const cutAfter = this.cuts.get(key);
       if (
         ctx.method === 'GET' &&
@@ -170,6 +193,21 @@ export class S3Server {
   /** The next GET of `key` loses its connection after `bytes` bytes of body. */
   cutNextDownload(key: string, bytes: number): void {
     this.cuts.set(key, bytes);
+  }
+
+  /**
+   * The next `times` requests `method key` go silent with the connection open: after `afterBytes`
+   * bytes of body, or, without it, before the response headers (as a hung server does).
+   */
+  stallNext(method: 'GET' | 'HEAD', key: string, stall: { afterBytes?: number; times: number }): void {
+    this.stalls.set(`${method} ${key}`, { ...stall });
+  }
+
+  private takeStall(request: string): { afterBytes?: number; times: number } | undefined {
+    const stall = this.stalls.get(request);
+    if (!stall) return undefined;
+    if (--stall.times <= 0) this.stalls.delete(request);
+    return stall;
   }
 
   /** GETs of the object itself (not of its sidecar, not HEADs). */

@@ -2,7 +2,7 @@ import { IsInt, Matches, Max, Min } from 'class-validator';
 import { Env } from '../env.decorator';
 
 /**
- * Retries of an image transfer. The variables keep their MINIO_ names from the original service,
+ * Retries of an image transfer, and when a silent one counts as broken. The variables keep their MINIO_ names from the original service,
  * but the downloader applies them to every source.
  */
 export class RetrySettings {
@@ -21,4 +21,13 @@ export class RetrySettings {
   })
   @Matches(/^\d+(,\d+)*$/, { message: 'must be milliseconds: one number or a comma-separated list' })
   backoffMs = '1000,2000,4000';
+
+  @Env('DOWNLOAD_STALL_SECONDS', {
+    allowed: '1-3600',
+    doc: 'Seconds an image source (S3 or HTTP) may send nothing (no response headers, or no bytes mid-transfer) before the try is aborted. The try is then retried like a broken connection (MINIO_RETRY_ATTEMPTS, resuming where it stopped); when the tries are used up the job fails `source_failed` naming the stall, and its slot goes to the next job.',
+  })
+  @IsInt()
+  @Min(1)
+  @Max(3600)
+  stallSeconds = 60;
 }
