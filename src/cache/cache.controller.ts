@@ -38,9 +38,9 @@ export class CacheController {
       total_entries: entries.length,
       max_bytes: this.cache.limits.maxBytes,
       max_entries: this.cache.limits.maxEntries,
-      hits: this.cache.hits,
-      misses: this.cache.misses,
-      evictions: this.cache.evictions,
+      hits: this.cache.counters.hits,
+      misses: this.cache.counters.misses,
+      evictions: this.cache.counters.evictions,
     };
   }
 

@@ -1,5 +1,5 @@
 import { Injectable, PipeTransform } from '@nestjs/common';
-import { CacheEntryNotFoundError } from './image-cache.service';
+import { CacheEntryNotFoundError } from '../common/errors';
 
 /** A cache key in a URL: 64 hex digits (lower-cased); anything else names no entry. */
 @Injectable()

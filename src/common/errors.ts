@@ -84,6 +84,22 @@ export class ShuttingDownError extends DomainError {
   }
 }
 
+export class CacheEntryNotFoundError extends DomainError {
+  readonly code = 'cache_entry_not_found';
+  readonly status = 404;
+  constructor(sha256: string) {
+    super(`no cached image with sha256 ${sha256}`);
+  }
+}
+
+export class CacheEntryInUseError extends DomainError {
+  readonly code = 'cache_entry_in_use';
+  readonly status = 409;
+  constructor(sha256: string, users: number) {
+    super(`cached image ${sha256} is being read by ${users} running job(s); delete it after they finish`);
+  }
+}
+
 /** A job stage failed in a way the operator must fix (bad image, unreachable source...). */
 export class JobFailure extends DomainError {
   readonly status = 500;

@@ -84,7 +84,7 @@ export const METRIC_PROVIDERS: Provider[] = [
     help: 'Bytes received from image sources (S3, HTTP), including bytes of downloads later abandoned.',
     inject: [ImageCache],
     collect(this: Counter<string>, cache: ImageCache) {
-      mirror(this, cache.bytesDownloaded);
+      mirror(this, cache.counters.bytesDownloaded);
     },
   }),
   makeCounterProvider({
@@ -92,7 +92,7 @@ export const METRIC_PROVIDERS: Provider[] = [
     help: 'Jobs whose image was already in the cache.',
     inject: [ImageCache],
     collect(this: Counter<string>, cache: ImageCache) {
-      mirror(this, cache.hits);
+      mirror(this, cache.counters.hits);
     },
   }),
   makeCounterProvider({
@@ -100,7 +100,7 @@ export const METRIC_PROVIDERS: Provider[] = [
     help: 'Jobs whose image had to be downloaded (jobs sharing one download count once each).',
     inject: [ImageCache],
     collect(this: Counter<string>, cache: ImageCache) {
-      mirror(this, cache.misses);
+      mirror(this, cache.counters.misses);
     },
   }),
   makeCounterProvider({
@@ -108,7 +108,7 @@ export const METRIC_PROVIDERS: Provider[] = [
     help: 'Images removed from the cache to stay within CACHE_MAX_BYTES / CACHE_MAX_ENTRIES.',
     inject: [ImageCache],
     collect(this: Counter<string>, cache: ImageCache) {
-      mirror(this, cache.evictions);
+      mirror(this, cache.counters.evictions);
     },
   }),
   makeGaugeProvider({

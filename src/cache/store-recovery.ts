@@ -1,0 +1,68 @@
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from '@nestjs/common';
+import type { CacheLayout } from './cache-layout';
+import type { CacheRepository } from './cache.repository';
+
+/** How the store directory and the index disagree, as start-up finds them. */
+export interface StoreMismatch {
+  /** Indexed images whose file is missing: their rows go. */
+  missing: string[];
+  /** Files no indexed image owns (its row is missing, or is being removed now): they go. */
+  strays: string[];
+  /** Indexed images that have an expanded copy on disk. */
+  expanded: string[];
+}
+
+/**
+ * Compares the names in the store directory with the indexed digests. An unpacked or expanded
+ * copy belongs to its image: kept with it, a stray without it.
+ */
+export function reconcileStore(files: string[], indexed: string[]): StoreMismatch {
+  const left = new Set(files);
+  const result: StoreMismatch = { missing: [], strays: [], expanded: [] };
+  for (const sha256 of indexed) {
+    if (!left.delete(sha256)) {
+      result.missing.push(sha256);
+      continue;
+    }
+    left.delete(`${sha256}.unpacked`);
+    if (left.delete(`${sha256}.expanded`)) result.expanded.push(sha256);
+  }
+  result.strays = [...left];
+  return result;
+}
+
+/**
+ * Start-up: partial downloads and partial unpacked/expanded copies (all in tmp/) are removed,
+ * the index and the files are made to agree. Returns the indexed images that have an expanded copy.
+ */
+export async function recoverStore(
+  layout: CacheLayout,
+  repository: CacheRepository,
+  logger: Logger,
+): Promise<string[]> {
+  const { storeDir, tmpDir } = layout;
+  await mkdir(storeDir, { recursive: true, mode: 0o700 });
+  await mkdir(tmpDir, { recursive: true, mode: 0o700 });
+  const partial = await readdir(tmpDir);
+  await Promise.all(partial.map((name) => rm(join(tmpDir, name), { force: true, recursive: true })));
+  if (partial.length > 0) {
+    logger.warn({
+      files: partial,
+      msg: `removed ${partial.length} partial download(s) or cache copies left by an earlier run`,
+    });
+  }
+  const indexed = repository.all().map((entry) => entry.sha256);
+  const { missing, strays, expanded } = reconcileStore(await readdir(storeDir), indexed);
+  for (const sha256 of missing) {
+    // Its unpacked or expanded copy, if any, is removed below with the other strays.
+    repository.remove(sha256);
+    logger.warn({ sha256, msg: 'cache index row had no file; removed the row' });
+  }
+  for (const stray of strays) {
+    await rm(join(storeDir, stray), { force: true, recursive: true });
+    logger.warn({ file: stray, msg: 'cache file had no index row; removed the file' });
+  }
+  return expanded;
+}
