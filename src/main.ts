@@ -11,11 +11,12 @@ import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { auditLine } from './auth/audit';
 import { AuthGuard } from './auth/auth.guard';
 import { AllExceptionsFilter, toErrorBody } from './common/all-exceptions.filter';
+import { rootLogger } from './common/logging';
+import { NestPinoLogger } from './common/nest-pino-logger';
 import { logRequests } from './common/request-log';
 import { securityHeaders } from './common/security-headers';
 import { validationPipe } from './common/validation';
@@ -57,13 +58,13 @@ async function bootstrap(settings: Settings): Promise<void> {
       ? { ...tls, minVersion: 'TLSv1.2', requestCert: Boolean(tls.ca), rejectUnauthorized: false }
       : undefined,
   });
+  const root = rootLogger(settings);
+  const logger = new NestPinoLogger(root);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forSettings(settings), adapter, {
-    bufferLogs: true,
+    logger,
     // Let start-up errors reach the one-line message below instead of Nest's own exit.
     abortOnError: false,
   });
-  const logger = app.get(Logger);
-  app.useLogger(logger);
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new AllExceptionsFilter(resolve(settings.dbPath)));
   const auth = app.get(AuthGuard);
@@ -76,7 +77,7 @@ async function bootstrap(settings: Settings): Promise<void> {
   }
 
   const fastify = app.getHttpAdapter().getInstance();
-  logRequests(fastify, PinoLogger.root);
+  logRequests(fastify, root);
   // helmet's headers on every answer, refusals included (this hook runs first). The API serves
   // JSON; Swagger UI needs its inline script, so no CSP (the other headers stay).
   const headers = securityHeaders({ contentSecurityPolicy: false });
