@@ -8,13 +8,15 @@
 
 # --- build: compile, then keep only the production node_modules (better-sqlite3's addon is built
 # here, for this image's Node 20 and Debian 12's C libraries, which the runtime stage shares).
+# --omit=optional too: typescript, a devDependency that is also an optional peer of @nestjs/swagger,
+# would stay with --omit=dev alone (see scripts/package-deb.sh).
 FROM node:20-bookworm AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npm run build && npm ci --omit=dev --no-audit --no-fund
+RUN npm run build && npm ci --omit=dev --omit=optional --no-audit --no-fund
 
 # --- runtime: Debian 12 with the programs the daemon runs, and the node binary of the build stage.
 FROM debian:bookworm-slim

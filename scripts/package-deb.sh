@@ -9,7 +9,7 @@
 #
 # The version is the top entry of packaging/deb/changelog; its upstream part must equal
 # package.json's version. The production node_modules are installed fresh with
-# `npm ci --omit=dev` into the staging tree; better-sqlite3 is a native addon built there for the
+# `npm ci --omit=dev --omit=optional` into the staging tree (see below why optional too); better-sqlite3 is a native addon built there for the
 # Node.js running this script (Node 20: ABI 115), hence Architecture: amd64 and
 # Depends: nodejs (>= 20.19), nodejs (<< 21) — package.json's engines say >= 20.19, and Node 21+
 # could not load the addon. Needs: node, npm, dpkg-deb, dpkg-parsechangelog and dpkg-shlibdeps (dpkg-dev), strip (binutils),
@@ -73,8 +73,13 @@ find "$app/dist" \( -name '*.spec.js' -o -name '*.map' \) -delete
 chmod 0755 "$app/dist/src/main.js" "$app/dist/src/cli/main.js"
 cp "$root/package.json" "$root/package-lock.json" "$app/"
 
-echo "--- npm ci --omit=dev (builds better-sqlite3)"
-(cd "$app" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
+# --omit=optional as well: a devDependency that is also an optional peer of a runtime package
+# (typescript, of @nestjs/swagger, which only its CLI plugin loads) is "devOptional" in the lock,
+# and --omit=dev alone keeps it: 23 MiB the daemon never loads. No runtime package has an
+# optional dependency of its own (the .deb test checks the package holds no dev-only package and
+# that the daemon starts).
+echo "--- npm ci --omit=dev --omit=optional (builds better-sqlite3)"
+(cd "$app" && npm ci --omit=dev --omit=optional --no-audit --no-fund --loglevel=error)
 addon="$app/node_modules/better-sqlite3/build/Release/better_sqlite3.node"
 [ -f "$addon" ] || fail "npm ci did not build $addon"
 # Build leftovers of the addon (objects, the sqlite sources, a test extension): not run, 27 MB.
@@ -89,9 +94,9 @@ rm -rf "$app/node_modules/better-sqlite3/build/Release/obj" \
 # package-contains-eslint-config-file, package-contains-npm-ignore-file); nothing reads them at run time.
 find "$app/node_modules" \( -name .gitattributes -o -name .gitignore -o -name .npmignore \
   -o -name '.eslintrc*' -o -name .husky -o -name .github \) -prune -exec rm -rf {} +
-# Development scripts of two dependencies (benchmarks, fastify's integration test) that lintian
-# rejects as shell scripts (a syntax it does not accept, /usr/bin/bash); not used at run time.
-rm -rf "$app/node_modules/pino-http/scripts" "$app/node_modules/fastify/integration"
+# fastify's integration test, which lintian rejects as a shell script (a syntax it does not
+# accept, /usr/bin/bash); not used at run time.
+rm -rf "$app/node_modules/fastify/integration"
 # Nothing under node_modules is executed directly (the launchers run node; the addon is loaded with
 # dlopen, which needs no x bit), so no file there is executable.
 find "$app/node_modules" -type f -exec chmod 0644 {} +

@@ -1,8 +1,6 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
 import { DatabaseModule } from './common/database.module';
-import { loggerOptions } from './common/logging';
 import { ConfigModule } from './config/config.module';
 import { Settings } from './config/settings';
 import { HealthModule } from './health/health.module';
@@ -16,7 +14,6 @@ export class AppModule {
       module: AppModule,
       imports: [
         ConfigModule.forSettings(settings),
-        LoggerModule.forRoot(loggerOptions(settings)),
         AuthModule,
         DatabaseModule,
         JobsModule,

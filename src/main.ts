@@ -12,12 +12,13 @@ import { UnsupportedMediaTypeException } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger, PinoLogger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { auditLine } from './auth/audit';
 import { AuthGuard } from './auth/auth.guard';
 import { AllExceptionsFilter, errorBody, toErrorBody } from './common/all-exceptions.filter';
 import { parseJsonBody } from './common/json-body';
+import { rootLogger } from './common/logging';
+import { NestPinoLogger } from './common/nest-pino-logger';
 import { logRequests } from './common/request-log';
 import { securityHeaders } from './common/security-headers';
 import { validationPipe } from './common/validation';
@@ -59,13 +60,13 @@ async function bootstrap(settings: Settings): Promise<void> {
       ? { ...tls, minVersion: 'TLSv1.2', requestCert: Boolean(tls.ca), rejectUnauthorized: false }
       : undefined,
   });
+  const root = rootLogger(settings);
+  const logger = new NestPinoLogger(root);
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forSettings(settings), adapter, {
-    bufferLogs: true,
+    logger,
     // Let start-up errors reach the one-line message below instead of Nest's own exit.
     abortOnError: false,
   });
-  const logger = app.get(Logger);
-  app.useLogger(logger);
   app.useGlobalPipes(validationPipe());
   // JSON bodies through our parser: Fastify's answers a syntax error and a refused `__proto__` key
   // with the same "Body is not valid JSON" text; ours says which, and where.
@@ -85,7 +86,7 @@ async function bootstrap(settings: Settings): Promise<void> {
   }
 
   const fastify = app.getHttpAdapter().getInstance();
-  logRequests(fastify, PinoLogger.root);
+  logRequests(fastify, root);
   // helmet's headers on every answer, refusals included (this hook runs first). The API serves
   // JSON; Swagger UI needs its inline script, so no CSP (the other headers stay).
   const headers = securityHeaders({ contentSecurityPolicy: false });

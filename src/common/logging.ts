@@ -1,6 +1,4 @@
-import { destination } from 'pino';
-import type { Params } from 'nestjs-pino';
-import type { Options } from 'pino-http';
+import pino, { destination, type Logger, type LoggerOptions } from 'pino';
 import type { Settings } from '../config/settings';
 
 export type RequestLogLevel = 'error' | 'warn' | 'info' | 'debug';
@@ -17,23 +15,16 @@ export function requestLogLevel(method: string | undefined, statusCode: number):
 }
 
 /**
- * JSON lines for journald, or pretty text for a terminal. nestjs-pino supplies the logger behind
- * Nest's Logger; request lines are written by `logRequests` (request-log.ts), not by its pino-http
- * middleware, which is mounted on no route.
+ * The daemon's one pino logger: JSON lines for journald, or pretty text for a terminal. Nest's
+ * Logger writes through it (NestPinoLogger), and so do the request lines (request-log.ts).
  */
-export function loggerOptions(settings: Settings): Params {
-  const pretty = settings.log.format === 'text';
-  const options: Options = {
-    level: settings.log.level,
-    transport: pretty ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,
-  };
-  return {
-    // No route: the middleware would make a child logger and an AsyncLocalStorage scope for every
-    // request (see request-log.ts). nestjs-pino builds its root logger without it.
-    forRoutes: [],
-    // Synchronous stdout, as console.log on a pipe: when journald reads slower than we log, the
-    // daemon waits instead of queueing lines in memory. pino's default (asynchronous) destination
-    // held 45 MB of pending lines under a burst of 500 jobs plus pollers, and RSS grew by 340 MiB.
-    pinoHttp: pretty ? options : [options, destination({ dest: 1, sync: true })],
-  };
+export function rootLogger(settings: Settings): Logger {
+  const options: LoggerOptions = { level: settings.log.level };
+  if (settings.log.format === 'text') {
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { singleLine: true } } });
+  }
+  // Synchronous stdout, as console.log on a pipe: when journald reads slower than we log, the
+  // daemon waits instead of queueing lines in memory. pino's default (asynchronous) destination
+  // held 45 MB of pending lines under a burst of 500 jobs plus pollers, and RSS grew by 340 MiB.
+  return pino(options, destination({ dest: 1, sync: true }));
 }

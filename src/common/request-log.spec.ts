@@ -3,7 +3,6 @@ import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import Fastify from 'fastify';
 import pino from 'pino';
-import { pinoHttp } from 'pino-http';
 import { logRequests } from './request-log';
 
 interface RequestLine {
@@ -15,7 +14,7 @@ interface RequestLine {
   res: { status_code: number };
 }
 
-/** A real Fastify with the hook, logging through a pino-http root logger as in the daemon. */
+/** A real Fastify with the hook, logging through a plain pino root logger as in the daemon. */
 async function served(level: string) {
   const lines: RequestLine[] = [];
   const sink = new Writable({
@@ -24,7 +23,7 @@ async function served(level: string) {
       done();
     },
   });
-  const root = pinoHttp({ level }, sink).logger as pino.Logger;
+  const root = pino({ level }, sink);
   const app = Fastify({ genReqId: () => 'req-1' });
   logRequests(app, root);
   app.get('/api/v1/jobs', async () => ({ jobs: [] }));

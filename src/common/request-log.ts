@@ -10,15 +10,11 @@ const QUIET_PATHS = /^\/(health|healthz|livez|readyz|metrics)$/;
  * the level `requestLogLevel` picks. Nothing is built for a line the level would drop, so the
  * status polls that dominate the traffic cost no logging at all at LOG_LEVEL=info.
  *
- * Not pino-http's middleware (through nestjs-pino): that made a child logger and an
- * AsyncLocalStorage scope for every request, which cost more than the status route itself
- * (bench P4 profile); the few lines logged inside a request carry `request_id` explicitly.
+ * Not pino-http's middleware: that made a child logger and an AsyncLocalStorage scope for every
+ * request, which cost more than the status route itself (bench P4 profile); the few lines logged
+ * inside a request carry `request_id` explicitly.
  */
-export function logRequests(fastify: FastifyInstance, root: Logger): void {
-  // The root logger comes from pino-http, whose serializers expect raw requests under req/res;
-  // these lines carry plain objects there.
-  const asIs = (value: unknown) => value;
-  const logger = root.child({}, { serializers: { req: asIs, res: asIs } });
+export function logRequests(fastify: FastifyInstance, logger: Logger): void {
   fastify.addHook('onResponse', async (request, reply) => {
     const level = requestLogLevel(request.method, reply.statusCode);
     if (!logger.isLevelEnabled(level)) return;

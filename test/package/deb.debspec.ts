@@ -48,6 +48,22 @@ function since(start: number): string {
   return `${((Date.now() - start) / 1000).toFixed(1)} s`;
 }
 
+/**
+ * The lock file's packages the daemon never runs: devDependencies and what only they pull in
+ * (`dev`), and those that are also an optional peer of a runtime package (`devOptional`:
+ * typescript, of @nestjs/swagger), which `npm ci --omit=dev` alone would keep.
+ */
+function devOnlyPackages(lockFile: string): string[] {
+  const lock = JSON.parse(readFileSync(lockFile, 'utf8')) as {
+    packages: Record<string, { dev?: boolean; devOptional?: boolean }>;
+  };
+  const dev = Object.entries(lock.packages)
+    .filter(([path, meta]) => path !== '' && (meta.dev === true || meta.devOptional === true))
+    .map(([path]) => path);
+  // Named too, so that a lock file in which typescript lost its dev mark still fails here.
+  return [...new Set([...dev, 'node_modules/typescript'])];
+}
+
 describe(
   'the .deb in a clean Debian bookworm',
   { skip: isRoot ? false : 'needs root (chroot, mounts)' },
@@ -113,6 +129,26 @@ describe(
       }
       const specs = contents.split('\n').filter((line) => /\/dist\/src\/.*\.spec\.js/.test(line));
       assert.deepEqual(specs, [], 'spec files must not be packaged');
+      console.log(
+        `# ${basename(deb)}: ${statSync(deb).size} bytes, Installed-Size ${field('Installed-Size')} KiB`,
+      );
+    });
+
+    it('ships only what the daemon runs: no dev-only package, no typescript', () => {
+      const shipped = new Set<string>();
+      for (const line of mustRun('dpkg-deb', ['-c', deb]).split('\n')) {
+        // "-rw-r--r-- root/root 1234 2025-01-01 00:00 ./usr/lib/<name>/node_modules/a/node_modules/b/x.js"
+        const path = /\.\/usr\/lib\/[^/]+\/(node_modules\/.*)$/.exec(line)?.[1];
+        if (path) shipped.add(path);
+      }
+      assert.ok(shipped.has('node_modules/pino/package.json'), 'the listing holds the runtime packages');
+      const dev = devOnlyPackages(join(repoRoot(), 'package-lock.json'));
+      assert.ok(
+        dev.includes('node_modules/typescript') && dev.includes('node_modules/eslint'),
+        dev.join(' '),
+      );
+      const packaged = dev.filter((dir) => shipped.has(`${dir}/package.json`));
+      assert.deepEqual(packaged, [], 'development-only packages must not be in the .deb');
     });
 
     it('passes lintian with no errors', () => {
