@@ -21,6 +21,25 @@ export default tseslint.config(
     },
   },
   {
+    // One place runs programs (argument arrays, process-group kill, timeouts): see src/common/exec.ts.
+    files: ['src/**/*.ts'],
+    ignores: ['src/common/exec.ts', 'src/**/*.spec.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'execa', message: 'Run programs through src/common/exec.ts (one adapter per program).' },
+            { name: 'child_process', message: 'Run programs through src/common/exec.ts.' },
+            { name: 'node:child_process', message: 'Run programs through src/common/exec.ts.' },
+          ],
+        },
+      ],
+      // A file over ~300 lines is doing two jobs (STYLE.md, Size): split it into parts that own their state.
+      'max-lines': ['warn', { max: 300, skipBlankLines: false, skipComments: false }],
+    },
+  },
+  {
     // Entry points and tooling may read the environment; tests read loosely typed JSON bodies.
     files: ['src/config/**', 'src/main.ts', 'src/cli/**', 'test/**', 'bench/**', 'scripts/**', '**/*.mjs'],
     rules: { 'no-restricted-syntax': 'off', '@typescript-eslint/no-explicit-any': 'off' },

@@ -43,7 +43,8 @@ export async function provisionBlock(
   sizeBytes: number,
   image: { path: string; format: string; virtualBytes: number },
 ): Promise<WritableVolume> {
-  const settings = Object.assign(new Settings(), { lvmVolumeGroup: 'bench', lvmThinPool: 'pool' });
+  const settings = new Settings();
+  Object.assign(settings.volumes, { lvmVolumeGroup: 'bench', lvmThinPool: 'pool' });
   const lvm = new LoopAsLv(device, sizeBytes) as unknown as LvmCli;
   const blocks = new BlockDevice();
   const backend =

@@ -36,11 +36,11 @@ function requestId(req: IncomingMessage): string {
 
 /** TLS material from the files the settings name (read again on SIGHUP). */
 function tlsMaterial(settings: Settings) {
-  if (!settings.tlsCertFile || !settings.tlsKeyFile) return undefined;
+  if (!settings.tls.certFile || !settings.tls.keyFile) return undefined;
   return {
-    cert: readFileSync(settings.tlsCertFile),
-    key: readFileSync(settings.tlsKeyFile),
-    ca: settings.clientCaCert ? readFileSync(settings.clientCaCert) : undefined,
+    cert: readFileSync(settings.tls.certFile),
+    key: readFileSync(settings.tls.keyFile),
+    ca: settings.tls.clientCaCert ? readFileSync(settings.tls.clientCaCert) : undefined,
   };
 }
 
@@ -67,7 +67,7 @@ async function bootstrap(settings: Settings): Promise<void> {
   app.useGlobalPipes(validationPipe());
   app.useGlobalFilters(new AllExceptionsFilter(resolve(settings.dbPath)));
   const auth = app.get(AuthGuard);
-  if (settings.authDisabled) {
+  if (settings.auth.disabled) {
     logger.warn(
       'AUTH_DISABLED=true: the API accepts requests from anyone who can reach it. Do not run like this outside a lab.',
     );

@@ -30,7 +30,7 @@ export class AuthGuard {
   private readonly allowedSubjects: string[];
 
   constructor(private readonly settings: Settings) {
-    this.allowedSubjects = (settings.allowedClientSubjects ?? '')
+    this.allowedSubjects = (settings.auth.allowedClientSubjects ?? '')
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean);
@@ -40,15 +40,15 @@ export class AuthGuard {
   /** Whether any credential is configured at all. */
   get enforcing(): boolean {
     return (
-      !this.settings.authDisabled &&
-      (this.settings.apiTokensFile !== undefined || this.settings.clientCaCert !== undefined)
+      !this.settings.auth.disabled &&
+      (this.settings.auth.apiTokensFile !== undefined || this.settings.tls.clientCaCert !== undefined)
     );
   }
 
   /** Re-reads the tokens file (SIGHUP). Throws on a bad file, keeping the tokens it had. */
   reload(): void {
-    if (this.settings.apiTokensFile) {
-      this.tokens = loadTokens(this.settings.apiTokensFile);
+    if (this.settings.auth.apiTokensFile) {
+      this.tokens = loadTokens(this.settings.auth.apiTokensFile);
       this.logger.log({
         tokens: this.tokens.map((t) => t.name),
         msg: `loaded ${this.tokens.length} API token(s)`,
@@ -58,12 +58,12 @@ export class AuthGuard {
 
   async check(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const path = request.url.split('?')[0];
-    if (PROBES.test(path) || (path === '/metrics' && !this.settings.metricsRequireAuth)) return;
+    if (PROBES.test(path) || (path === '/metrics' && !this.settings.auth.metricsRequireAuth)) return;
     if (!this.enforcing) {
       request.principal = { kind: 'anonymous', name: 'anonymous' };
       return;
     }
-    const cert = this.settings.clientCaCert ? verifiedClientCert(request.raw.socket) : undefined;
+    const cert = this.settings.tls.clientCaCert ? verifiedClientCert(request.raw.socket) : undefined;
     if (cert) {
       if (this.allowedSubjects.length > 0 && !cert.names.some((n) => this.allowedSubjects.includes(n))) {
         this.logger.warn({

@@ -88,7 +88,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     private readonly decompressor: Decompressor,
     private readonly qemuImg: QemuImg,
   ) {
-    const root = resolve(settings.cacheDir);
+    const root = resolve(settings.cache.dir);
     this.storeDir = join(root, 'sha256');
     this.tmpDir = join(root, 'tmp');
   }
@@ -276,7 +276,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
    * takes, so a copy never takes the last of the disk from downloads.
    */
   private async roomForExpanded(entry: CacheEntry, estimatedBytes: number): Promise<string | undefined> {
-    if (entry.size + estimatedBytes > this.settings.cacheMaxBytes) {
+    if (entry.size + estimatedBytes > this.settings.cache.maxBytes) {
       return 'no expanded copy of this compressed qcow2: with its image it would exceed CACHE_MAX_BYTES; jobs read the compressed image';
     }
     const fs = await statfs(this.storeDir);
@@ -294,20 +294,23 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     try {
       await this.qemuImg.expand(source, partial, {
         signal,
-        timeoutMs: this.settings.jobTimeout * 1000,
+        timeoutMs: this.settings.jobs.timeoutSeconds * 1000,
         // As much CPU time as a job may take, in an address space as small as inspection's.
-        limits: { cpuSeconds: this.settings.jobTimeout, addressSpaceBytes: this.settings.inspectMemoryBytes },
+        limits: {
+          cpuSeconds: this.settings.jobs.timeoutSeconds,
+          addressSpaceBytes: this.settings.inspect.addressSpaceBytes,
+        },
       });
       await fsyncPath(partial);
       signal.throwIfAborted();
       const { size } = await stat(partial);
-      if (entry.size + size > this.settings.cacheMaxBytes) {
+      if (entry.size + size > this.settings.cache.maxBytes) {
         await rm(partial, { force: true });
         this.logger.warn({
           sha256,
           size: entry.size,
           expanded_bytes: size,
-          cache_max_bytes: this.settings.cacheMaxBytes,
+          cache_max_bytes: this.settings.cache.maxBytes,
           msg: 'expanded copy of a compressed qcow2 would not fit CACHE_MAX_BYTES with its image: not kept; jobs read the compressed image',
         });
         return false;
@@ -355,7 +358,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   }
 
   get limits() {
-    return { maxBytes: this.settings.cacheMaxBytes, maxEntries: this.settings.cacheMaxEntries };
+    return { maxBytes: this.settings.cache.maxBytes, maxEntries: this.settings.cache.maxEntries };
   }
 
   async remove(sha256: string): Promise<void> {
@@ -502,8 +505,8 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
           source,
           ref,
           path: partial,
-          attempts: this.settings.minioRetryAttempts,
-          delayBeforeRetry: (retry) => retryDelay(this.settings.minioRetryBackoffMs, retry),
+          attempts: this.settings.retry.attempts,
+          delayBeforeRetry: (retry) => retryDelay(this.settings.retry.backoffMs, retry),
           signal: abort.signal,
           onBytes: (bytes, total) => subscriber.next({ kind: 'progress', bytes, total }),
           onReceived: (bytes) => (this.bytesDownloaded += bytes),
@@ -553,13 +556,13 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   ): Promise<Stored> {
     const { header, footer } = await readImageEnds(partial);
     const format = detectFormat(header, footer);
-    if (size > this.settings.cacheMaxBytes || this.settings.cacheMaxEntries === 0) {
+    if (size > this.settings.cache.maxBytes || this.settings.cache.maxEntries === 0) {
       const aside = join(this.tmpDir, `${sha256}.${randomUUID()}.once`);
       await rename(partial, aside);
       this.logger.warn({
         sha256,
         size,
-        cache_max_bytes: this.settings.cacheMaxBytes,
+        cache_max_bytes: this.settings.cache.maxBytes,
         msg: 'image is larger than CACHE_MAX_BYTES: used once and not cached',
       });
       const stored = { path: aside, sha256, size, cached: false };

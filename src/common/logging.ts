@@ -22,9 +22,9 @@ export function requestLogLevel(method: string | undefined, statusCode: number):
  * middleware, which is mounted on no route.
  */
 export function loggerOptions(settings: Settings): Params {
-  const pretty = settings.logFormat === 'text';
+  const pretty = settings.log.format === 'text';
   const options: Options = {
-    level: settings.logLevel,
+    level: settings.log.level,
     transport: pretty ? { target: 'pino-pretty', options: { singleLine: true } } : undefined,
   };
   return {

@@ -22,11 +22,11 @@ describe('loadSettings: settings from the environment', () => {
     const defaults: [string, unknown, unknown][] = [
       ['listens on 127.0.0.1', settings.host, '127.0.0.1'],
       ['listens on port 8080', settings.port, 8080],
-      ['uses the file volume backend', settings.volumeBackend, 'file'],
+      ['uses the file volume backend', settings.volumes.backend, 'file'],
       ['keeps jobs in ./var/provisioner.db', settings.dbPath, './var/provisioner.db'],
-      ['runs 2 jobs at once', settings.maxConcurrentJobs, 2],
-      ['logs json', settings.logFormat, 'json'],
-      ['has no S3 endpoint', settings.minioEndpoint, undefined],
+      ['runs 2 jobs at once', settings.jobs.maxConcurrent, 2],
+      ['logs json', settings.log.format, 'json'],
+      ['has no S3 endpoint', settings.s3.endpoint, undefined],
     ];
     for (const [what, actual, expected] of defaults) {
       it(what, () => assert.equal(actual, expected));
@@ -47,11 +47,11 @@ describe('loadSettings: settings from the environment', () => {
     });
 
     it('reads the S3 access key from MINIO_ACCESS_KEY_ID', () => {
-      assert.equal(loadSettings({ MINIO_ACCESS_KEY_ID: 'AKIA1' }).minioAccessKey, 'AKIA1');
+      assert.equal(loadSettings({ MINIO_ACCESS_KEY_ID: 'AKIA1' }).s3.accessKey, 'AKIA1');
     });
 
     it('prefers MINIO_ACCESS_KEY over MINIO_ACCESS_KEY_ID', () => {
-      assert.equal(loadSettings({ MINIO_ACCESS_KEY: 'a', MINIO_ACCESS_KEY_ID: 'b' }).minioAccessKey, 'a');
+      assert.equal(loadSettings({ MINIO_ACCESS_KEY: 'a', MINIO_ACCESS_KEY_ID: 'b' }).s3.accessKey, 'a');
     });
   });
 
@@ -59,16 +59,16 @@ describe('loadSettings: settings from the environment', () => {
     const cases: [string, NodeJS.ProcessEnv, (s: ReturnType<typeof loadSettings>) => unknown, unknown][] = [
       ['a port number', { PORT: '9000' }, (s) => s.port, 9000],
       ['a port number with spaces around it', { PORT: ' 9000 ' }, (s) => s.port, 9000],
-      ['a byte count with a G suffix', { CACHE_MAX_BYTES: '50G' }, (s) => s.cacheMaxBytes, 50 * 1024 ** 3],
+      ['a byte count with a G suffix', { CACHE_MAX_BYTES: '50G' }, (s) => s.cache.maxBytes, 50 * 1024 ** 3],
       [
         'a byte count with a MiB suffix',
         { CACHE_MAX_BYTES: '512MiB' },
-        (s) => s.cacheMaxBytes,
+        (s) => s.cache.maxBytes,
         512 * 1024 ** 2,
       ],
-      ['"no" as false', { MINIO_USE_SSL: 'no' }, (s) => s.minioUseSsl, false],
-      ['"TRUE" as true', { REQUIRE_CHECKSUM: 'TRUE' }, (s) => s.requireChecksum, true],
-      ['"0" as false', { MINIO_INSECURE_SKIP_VERIFY: '0' }, (s) => s.minioInsecureSkipVerify, false],
+      ['"no" as false', { MINIO_USE_SSL: 'no' }, (s) => s.s3.useSsl, false],
+      ['"TRUE" as true', { REQUIRE_CHECKSUM: 'TRUE' }, (s) => s.images.requireChecksum, true],
+      ['"0" as false', { MINIO_INSECURE_SKIP_VERIFY: '0' }, (s) => s.s3.insecureSkipVerify, false],
     ];
     for (const [what, env, pick, expected] of cases) {
       it(`reads ${what}`, () => assert.equal(pick(loadSettings(env)), expected));
@@ -133,7 +133,7 @@ describe('loadSettings: settings from the environment', () => {
       const settings = loadSettings({ CONFIG_FILE: file });
       assert.equal(settings.port, 9100);
       assert.equal(settings.host, '127.0.0.2');
-      assert.equal(settings.logFormat, 'text');
+      assert.equal(settings.log.format, 'text');
       assert.equal(settings.dbPath, '/srv/file.db');
     });
 
@@ -208,7 +208,7 @@ describe('loadSettings: combinations that are unsafe or incomplete', () => {
       loadSettings({ HOST: '0.0.0.0', TLS_CERT_FILE: '/c', TLS_KEY_FILE: '/k', CLIENT_CA_CERT: '/ca' }).host,
       '0.0.0.0',
     );
-    assert.equal(loadSettings({ HOST: '0.0.0.0', AUTH_DISABLED: 'true' }).authDisabled, true);
+    assert.equal(loadSettings({ HOST: '0.0.0.0', AUTH_DISABLED: 'true' }).auth.disabled, true);
   });
 
   it('wants TLS_CERT_FILE and TLS_KEY_FILE together, and HTTPS for CLIENT_CA_CERT', () => {
@@ -218,7 +218,7 @@ describe('loadSettings: combinations that are unsafe or incomplete', () => {
 
   it('accepts the original service names SERVER_CERT and SERVER_KEY', () => {
     const settings = loadSettings({ SERVER_CERT: '/c', SERVER_KEY: '/k' });
-    assert.equal(settings.tlsCertFile, '/c');
-    assert.equal(settings.tlsKeyFile, '/k');
+    assert.equal(settings.tls.certFile, '/c');
+    assert.equal(settings.tls.keyFile, '/k');
   });
 });

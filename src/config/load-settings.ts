@@ -2,19 +2,14 @@ import { readFileSync } from 'node:fs';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, ValidationError } from 'class-validator';
 import { parse as parseEnvFile } from 'dotenv';
+import { type EnvBinding, valueAt } from './env.decorator';
+import { coerce, describeType, type GivenValue, readVariable } from './env-binding';
 import { ENV_BINDINGS, Settings } from './settings';
+
+export { parseNumber } from './env-binding';
 
 /** Raised when the configuration cannot be used; main.ts prints it and exits non-zero. */
 export class ConfigError extends Error {}
-
-const BOOLEAN_WORDS: Record<string, boolean> = {
-  true: true,
-  '1': true,
-  yes: true,
-  false: false,
-  '0': false,
-  no: false,
-};
 
 /**
  * Builds the Settings from the environment. CONFIG_FILE names an optional env file
@@ -23,28 +18,32 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
 export function loadSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   const file = readConfigFile(env.CONFIG_FILE);
   const defaults = new Settings();
-  const raw: Record<string, unknown> = {};
-  const source: Partial<Record<keyof Settings, { name: string; value: string }>> = {};
+  // A plain copy of the defaults with the given values in it; class-transformer builds the groups.
+  const plain = structuredClone(defaults) as unknown as Record<string, unknown>;
+  const given = new Map<string, GivenValue>();
+  const converted = new Set<string>();
   const problems: string[] = [];
   for (const binding of ENV_BINDINGS) {
-    // The real environment wins over the file, whichever alias each of them uses.
-    const given = pick(binding.names, env) ?? pick(binding.names, file);
-    if (!given) continue;
-    source[binding.key] = given;
-    const value = coerce(defaults[binding.key], given.value);
+    const found = readVariable(binding.names, env, file);
+    if (!found) continue;
+    given.set(binding.key, found);
+    const fallback = valueAt(defaults, binding.path);
+    const value = coerce(fallback, found.value);
     if (value === undefined) {
       problems.push(
-        `${given.name}=${JSON.stringify(given.value)}: is not ${describeType(defaults[binding.key])} (allowed: ${binding.allowed})`,
+        `${found.name}=${JSON.stringify(found.value)}: is not ${describeType(fallback)} (allowed: ${binding.allowed})`,
       );
       continue;
     }
-    raw[binding.key] = value;
+    setAt(plain, binding.path, value);
+    converted.add(binding.key);
   }
-  const settings = plainToInstance(Settings, { ...defaults, ...raw });
-  const errors = validateSync(settings, { forbidUnknownValues: true }).filter(
-    (e) => !(e.property in source) || e.property in raw,
+  const settings = plainToInstance(Settings, plain);
+  // A value that could not be converted is reported above; its default is not worth a second line.
+  const invalid = leafErrors(validateSync(settings, { forbidUnknownValues: true })).filter(
+    (e) => !given.has(e.key) || converted.has(e.key),
   );
-  problems.push(...errors.map((e) => describe(e, source)));
+  problems.push(...invalid.map((e) => describe(e, given)));
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   checkCombination(settings);
   return settings;
@@ -59,51 +58,36 @@ function readConfigFile(path: string | undefined): Record<string, string> {
   }
 }
 
-function pick(
-  names: string[],
-  from: Record<string, string | undefined>,
-): { name: string; value: string } | undefined {
-  const name = names.find((n) => from[n] !== undefined && from[n] !== '');
-  return name === undefined ? undefined : { name, value: from[name] as string };
+function setAt(root: Record<string, unknown>, path: string[], value: unknown): void {
+  const parent = path.slice(0, -1).reduce((node, field) => node[field] as Record<string, unknown>, root);
+  parent[path[path.length - 1]] = value;
 }
 
-/** Numbers and booleans are converted only when the text is exactly one ("8080abc" is not); else undefined. */
-function coerce(defaultValue: unknown, value: string): unknown {
-  if (typeof defaultValue === 'number') return parseNumber(value.trim());
-  if (typeof defaultValue === 'boolean') return BOOLEAN_WORDS[value.trim().toLowerCase()];
-  return value;
+interface LeafError {
+  /** Dotted path of the setting, as EnvBinding.key. */
+  key: string;
+  error: ValidationError;
 }
 
-function describeType(defaultValue: unknown): string {
-  return typeof defaultValue === 'number'
-    ? 'an integer'
-    : typeof defaultValue === 'boolean'
-      ? 'true or false'
-      : 'valid';
+/** The errors of the settings themselves: a group's error only carries its fields' errors. */
+function leafErrors(errors: ValidationError[], prefix = ''): LeafError[] {
+  return errors.flatMap((error) => {
+    const key = prefix + error.property;
+    const own = error.constraints ? [{ key, error }] : [];
+    return [...own, ...leafErrors(error.children ?? [], `${key}.`)];
+  });
 }
 
-function describe(
-  error: ValidationError,
-  source: Partial<Record<keyof Settings, { name: string; value: string }>>,
-) {
-  const key = error.property as keyof Settings;
-  const binding = ENV_BINDINGS.find((b) => b.key === key);
-  const given = source[key];
-  const name = given?.name ?? binding?.names[0] ?? key;
+function describe({ key, error }: LeafError, given: Map<string, GivenValue>): string {
+  const binding: EnvBinding | undefined = ENV_BINDINGS.find((b) => b.key === key);
+  const found = given.get(key);
+  const name = found?.name ?? binding?.names[0] ?? key;
+  // class-validator starts each message with the field's name; the variable's name replaces it.
   const problems = Object.values(error.constraints ?? {})
-    .map((m) => m.replace(new RegExp(`^${key} `), ''))
+    .map((m) => m.replace(new RegExp(`^${error.property} `), ''))
     .join('; ');
   const allowed = binding?.allowed ? ` (allowed: ${binding.allowed})` : '';
-  return `${name}=${JSON.stringify(given?.value ?? error.value)}: ${problems}${allowed}`;
-}
-
-const SIZE_SUFFIX: Record<string, number> = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
-/** An integer, optionally with a binary size suffix (50G = 50 GiB); undefined when it is neither. */
-export function parseNumber(text: string): number | undefined {
-  const match = /^(-?\d+)\s*([KMGT]?)(?:i?B)?$/i.exec(text);
-  if (!match) return undefined;
-  return Number(match[1]) * SIZE_SUFFIX[match[2].toUpperCase()];
+  return `${name}=${JSON.stringify(found?.value ?? error.value)}: ${problems}${allowed}`;
 }
 
 /** Loopback addresses and names: an API bound only there is reachable from this host alone. */
@@ -112,17 +96,17 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 /** Settings that are each valid but do not make sense together. */
-function checkCombination(settings: Settings): void {
-  if ((settings.tlsCertFile === undefined) !== (settings.tlsKeyFile === undefined)) {
+function checkCombination({ host, tls, auth }: Settings): void {
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
     throw new ConfigError('TLS_CERT_FILE and TLS_KEY_FILE go together: set both to serve HTTPS, or neither');
   }
-  if (settings.clientCaCert && !settings.tlsCertFile) {
+  if (tls.clientCaCert && !tls.certFile) {
     throw new ConfigError('CLIENT_CA_CERT (mTLS) needs HTTPS: set TLS_CERT_FILE and TLS_KEY_FILE too');
   }
-  const anyAuth = settings.apiTokensFile !== undefined || settings.clientCaCert !== undefined;
-  if (!anyAuth && !settings.authDisabled && !isLoopbackHost(settings.host)) {
+  const anyAuth = auth.apiTokensFile !== undefined || tls.clientCaCert !== undefined;
+  if (!anyAuth && !auth.disabled && !isLoopbackHost(host)) {
     throw new ConfigError(
-      `HOST=${settings.host} would let anyone who can reach this host overwrite VM disks: no authentication is configured.\n` +
+      `HOST=${host} would let anyone who can reach this host overwrite VM disks: no authentication is configured.\n` +
         'Configure API tokens (API_TOKENS_FILE, a mode-0600 file of name:token lines) and/or mTLS ' +
         '(TLS_CERT_FILE + TLS_KEY_FILE + CLIENT_CA_CERT), or keep HOST=127.0.0.1. ' +
         'AUTH_DISABLED=true runs without authentication anyway (isolated labs only).',

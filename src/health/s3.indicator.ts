@@ -36,8 +36,8 @@ export class S3Indicator implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly s3: S3Source,
     private readonly indicators: HealthIndicatorService,
   ) {
-    if (s3.configured && s3.endpoint?.useSSL && settings.minioCaFile) {
-      this.ca = readFileSync(settings.minioCaFile);
+    if (s3.configured && s3.endpoint?.useSSL && settings.s3.caFile) {
+      this.ca = readFileSync(settings.s3.caFile);
     }
   }
 
@@ -54,7 +54,7 @@ export class S3Indicator implements OnApplicationBootstrap, OnModuleDestroy {
   onApplicationBootstrap(): void {
     if (!this.configured) return;
     void this.refresh();
-    this.timer = setInterval(() => void this.refresh(), this.settings.readyS3CheckSeconds * 1000);
+    this.timer = setInterval(() => void this.refresh(), this.settings.ready.s3CheckSeconds * 1000);
     this.timer.unref();
   }
 
@@ -104,7 +104,7 @@ export class S3Indicator implements OnApplicationBootstrap, OnModuleDestroy {
         method: 'HEAD',
         signal: AbortSignal.timeout(TIMEOUT_MS),
         agent: false,
-        ...(useSSL ? { ca: this.ca, rejectUnauthorized: !this.settings.minioInsecureSkipVerify } : {}),
+        ...(useSSL ? { ca: this.ca, rejectUnauthorized: !this.settings.s3.insecureSkipVerify } : {}),
       });
       request.on('response', (response) => {
         response.resume();

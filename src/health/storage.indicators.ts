@@ -39,7 +39,7 @@ export class StorageIndicators {
     const session = this.indicators.check('cache_dir');
     try {
       return session.up({
-        ...(await checkDirectory(this.cache.tmpDir, this.settings.readyMinFreeBytes, CACHE_PROBE_FILE)),
+        ...(await checkDirectory(this.cache.tmpDir, this.settings.ready.minFreeBytes, CACHE_PROBE_FILE)),
       });
     } catch (error) {
       return session.down({ ...describe(error) });
@@ -59,7 +59,7 @@ export class StorageIndicators {
     try {
       return session.up({
         backend: this.backend.kind,
-        ...(await this.backend.readiness(this.settings.readyMinFreeBytes)),
+        ...(await this.backend.readiness(this.settings.ready.minFreeBytes)),
       });
     } catch (error) {
       return session.down({ backend: this.backend.kind, message: (error as Error).message });
@@ -72,10 +72,10 @@ export class StorageIndicators {
    */
   private async volumeDir() {
     const session = this.indicators.check('volume_dir');
-    const dir = resolve(this.settings.volumeDir);
+    const dir = resolve(this.settings.volumes.dir);
     try {
       await mkdir(dir, { recursive: true });
-      return session.up({ ...(await checkDirectory(dir, this.settings.readyMinFreeBytes)) });
+      return session.up({ ...(await checkDirectory(dir, this.settings.ready.minFreeBytes)) });
     } catch (error) {
       return session.down({ path: dir, ...describe(error) });
     }

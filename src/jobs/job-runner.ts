@@ -114,12 +114,12 @@ export class JobRunner implements BeforeApplicationShutdown {
     if (running.length > 0) {
       this.logger.log({
         running: running.length,
-        grace_seconds: this.settings.shutdownGrace,
+        grace_seconds: this.settings.jobs.shutdownGraceSeconds,
         msg: 'shutting down: waiting for running jobs',
       });
       const finished = Promise.allSettled(running.map((entry) => entry.ended));
       const graceOver = new Promise<'grace-over'>((resolve) =>
-        setTimeout(() => resolve('grace-over'), this.settings.shutdownGrace * 1000).unref(),
+        setTimeout(() => resolve('grace-over'), this.settings.jobs.shutdownGraceSeconds * 1000).unref(),
       );
       if ((await Promise.race([finished, graceOver])) === 'grace-over') {
         await Promise.allSettled(
@@ -129,7 +129,7 @@ export class JobRunner implements BeforeApplicationShutdown {
               'cancelled',
               new JobFailure(
                 'shutdown',
-                `cancelled by daemon shutdown: not finished within SHUTDOWN_GRACE=${this.settings.shutdownGrace} s`,
+                `cancelled by daemon shutdown: not finished within SHUTDOWN_GRACE=${this.settings.jobs.shutdownGraceSeconds} s`,
               ),
             ),
           ),
@@ -153,7 +153,7 @@ export class JobRunner implements BeforeApplicationShutdown {
   }
 
   private pump(): void {
-    while (this.accepting && this.running.size < this.settings.maxConcurrentJobs) {
+    while (this.accepting && this.running.size < this.settings.jobs.maxConcurrent) {
       const jobId = this.queue.take();
       if (jobId === undefined) return;
       this.start(jobId);
@@ -197,8 +197,8 @@ export class JobRunner implements BeforeApplicationShutdown {
     });
 
     const timeout = setTimeout(() => {
-      void this.stop(entry, 'failed', new JobTimeoutError(this.settings.jobTimeout));
-    }, this.settings.jobTimeout * 1000);
+      void this.stop(entry, 'failed', new JobTimeoutError(this.settings.jobs.timeoutSeconds));
+    }, this.settings.jobs.timeoutSeconds * 1000);
     timeout.unref();
 
     entry.subscription = this.pipeline.run(entry.ctx).subscribe({

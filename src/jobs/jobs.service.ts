@@ -61,11 +61,11 @@ export class JobsService implements BeforeApplicationShutdown {
   async submit(request: ProvisionRequest, from: Submission = {}): Promise<{ job: Job; replayed: boolean }> {
     const { idempotencyKey } = from;
     this.checkAccepting(request);
-    if (request.volume_size_gb > this.settings.maxVolumeSizeGb) {
+    if (request.volume_size_gb > this.settings.volumes.maxSizeGb) {
       throw new InvalidRequestError([
         {
           field: 'volume_size_gb',
-          message: `volume_size_gb must not exceed ${this.settings.maxVolumeSizeGb} (MAX_VOLUME_SIZE_GB on this host)`,
+          message: `volume_size_gb must not exceed ${this.settings.volumes.maxSizeGb} (MAX_VOLUME_SIZE_GB on this host)`,
         },
       ]);
     }

@@ -13,7 +13,7 @@ export class FileBackend implements VolumeBackend {
   private readonly dir: string;
 
   constructor(settings: Settings) {
-    this.dir = resolve(settings.volumeDir);
+    this.dir = resolve(settings.volumes.dir);
   }
 
   pathFor(name: string): string {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { InsufficientSpaceError, JobFailure } from '../common/errors';
+import { InsufficientSpaceError, StorageMissingError } from '../common/errors';
 import { Settings } from '../config/settings';
 import { BlockDevice } from './block-device';
 import { LvmCli } from './lvm-cli';
@@ -17,7 +17,7 @@ export class LvmThinBackend extends LvmBackend {
 
   constructor(settings: Settings, lvm: LvmCli, blocks: BlockDevice) {
     super(settings, lvm, blocks);
-    this.pool = settings.lvmThinPool;
+    this.pool = settings.volumes.lvmThinPool;
   }
 
   override async verify(): Promise<void> {
@@ -33,7 +33,7 @@ export class LvmThinBackend extends LvmBackend {
 
   override async create(name: string, sizeBytes: number): Promise<WritableVolume> {
     const pool = (await this.lvm.lvs(this.vg)).find((l) => l.name === this.pool);
-    if (!pool) throw new JobFailure('thin_pool_missing', `thin pool ${this.vg}/${this.pool} does not exist`);
+    if (!pool) throw new StorageMissingError('thin pool', `${this.vg}/${this.pool}`, 'LVM_THIN_POOL');
     const free = Math.floor(pool.sizeBytes * (1 - (pool.dataPercent ?? 0) / 100));
     // Refuse over-provisioning: a full thin pool stops every thin LV in it, not just this one.
     if (free < sizeBytes)

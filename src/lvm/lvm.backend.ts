@@ -1,5 +1,11 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { InsufficientSpaceError, JobFailure } from '../common/errors';
+import {
+  InsufficientSpaceError,
+  NotOursError,
+  StorageMissingError,
+  VolumeMissingError,
+  VolumeUnusableError,
+} from '../common/errors';
 import { Settings } from '../config/settings';
 import { BlockDevice } from './block-device';
 import { LvInfo, LvmCli } from './lvm-cli';
@@ -23,7 +29,7 @@ export class LvmBackend implements VolumeBackend {
     protected readonly lvm: LvmCli,
     private readonly blocks: BlockDevice,
   ) {
-    this.vg = settings.lvmVolumeGroup;
+    this.vg = settings.volumes.lvmVolumeGroup;
   }
 
   /** Refuses to start without the volume group. */
@@ -45,7 +51,7 @@ export class LvmBackend implements VolumeBackend {
     const lv = (await this.lvm.lvs(this.vg)).find((l) => l.name === name);
     if (!lv) return undefined;
     if (lv.attr[0] === 't' || lv.attr[0] === 'T') {
-      throw new JobFailure('volume_unusable', `${this.vg}/${name} is a thin pool, not a volume`);
+      throw new VolumeUnusableError(`${this.vg}/${name}`, 'a thin pool');
     }
     return {
       name,
@@ -57,7 +63,7 @@ export class LvmBackend implements VolumeBackend {
 
   async create(name: string, sizeBytes: number): Promise<WritableVolume> {
     const vg = await this.lvm.vg(this.vg);
-    if (!vg) throw new JobFailure('volume_group_missing', `volume group ${this.vg} does not exist`);
+    if (!vg) throw new StorageMissingError('volume group', this.vg, 'LVM_VOLUME_GROUP');
     if (vg.freeBytes < sizeBytes)
       throw new InsufficientSpaceError(`volume group ${this.vg}`, sizeBytes, vg.freeBytes);
     await this.lvm.createThick(this.vg, name, sizeBytes, OWNER_TAG);
@@ -78,10 +84,7 @@ export class LvmBackend implements VolumeBackend {
     if (!lv) return;
     if (!lv.tags.includes(OWNER_TAG)) {
       // Defence in depth: rollback only ever names LVs this daemon made, and those carry the tag.
-      throw new JobFailure(
-        'not_ours',
-        `refusing to remove ${this.vg}/${name}: it does not carry the tag ${OWNER_TAG}`,
-      );
+      throw new NotOursError(`${this.vg}/${name}`, OWNER_TAG);
     }
     await this.lvm.remove(this.vg, name);
     this.logger.log({ volume_name: name, vg: this.vg, msg: 'removed LV' });
@@ -90,11 +93,7 @@ export class LvmBackend implements VolumeBackend {
   /** The LV as created; `readsAsZeros` only when the kind of LV guarantees it. */
   protected async created(name: string, readsAsZeros: boolean): Promise<WritableVolume> {
     const lv = (await this.lvm.lvs(this.vg)).find((l) => l.name === name);
-    if (!lv)
-      throw new JobFailure(
-        'volume_missing',
-        `lvcreate reported success but ${this.vg}/${name} is not listed`,
-      );
+    if (!lv) throw new VolumeMissingError(`${this.vg}/${name}`);
     // O_DIRECT (-t none): the fastest durable mode measured on block devices; it flushes at the end.
     return {
       name,

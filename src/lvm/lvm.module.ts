@@ -18,7 +18,7 @@ import { VOLUME_BACKEND } from './volume-backend';
       provide: VOLUME_BACKEND,
       inject: [Settings, LvmCli, BlockDevice],
       useFactory: async (settings: Settings, lvm: LvmCli, blocks: BlockDevice) => {
-        switch (settings.volumeBackend) {
+        switch (settings.volumes.backend) {
           case 'file':
             return new FileBackend(settings);
           case 'lvm': {

@@ -19,7 +19,7 @@ export class Virsh {
    * or undefined when it worked or there is no pool to refresh; never rejects.
    */
   async refreshPool(): Promise<{ pool: string; error: string } | undefined> {
-    const pool = this.settings.libvirtPool;
+    const pool = this.settings.volumes.libvirtPool;
     if (!pool) return undefined;
     try {
       await run('virsh', Virsh.poolRefreshArgs(pool), { timeoutMs: 30_000 });

@@ -35,8 +35,8 @@ export class AddressPolicy {
   private readonly allowed = new BlockList();
 
   constructor(settings: Settings) {
-    this.hosts = list(settings.imageHostAllowlist).map((h) => h.toLowerCase());
-    for (const cidr of list(settings.imageAllowAddresses)) {
+    this.hosts = list(settings.images.hostAllowlist).map((h) => h.toLowerCase());
+    for (const cidr of list(settings.images.allowAddresses)) {
       const [address, bits] = cidr.split('/');
       const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
       this.allowed.addSubnet(address, Number(bits ?? (family === 'ipv6' ? 128 : 32)), family);

@@ -37,18 +37,18 @@ export class S3Source implements ImageSource {
   private readonly httpsAgent?: HttpsAgent;
 
   constructor(settings: Settings) {
-    if (!settings.minioEndpoint) return;
-    this.endpoint = parseEndpoint(settings.minioEndpoint, settings.minioUseSsl);
-    if (this.endpoint.useSSL && (settings.minioCaFile || settings.minioInsecureSkipVerify)) {
+    if (!settings.s3.endpoint) return;
+    this.endpoint = parseEndpoint(settings.s3.endpoint, settings.s3.useSsl);
+    if (this.endpoint.useSSL && (settings.s3.caFile || settings.s3.insecureSkipVerify)) {
       this.httpsAgent = new HttpsAgent({
         keepAlive: true,
-        ca: settings.minioCaFile ? readFileSync(settings.minioCaFile) : undefined,
-        rejectUnauthorized: !settings.minioInsecureSkipVerify,
+        ca: settings.s3.caFile ? readFileSync(settings.s3.caFile) : undefined,
+        rejectUnauthorized: !settings.s3.insecureSkipVerify,
       });
     }
-    if (settings.minioInsecureSkipVerify) {
+    if (settings.s3.insecureSkipVerify) {
       this.logger.warn(
-        `MINIO_INSECURE_SKIP_VERIFY=true: the certificate of ${settings.minioEndpoint} is NOT verified; ` +
+        `MINIO_INSECURE_SKIP_VERIFY=true: the certificate of ${settings.s3.endpoint} is NOT verified; ` +
           'anyone on the path can serve images. Use MINIO_CA_FILE instead.',
       );
     }
@@ -56,9 +56,9 @@ export class S3Source implements ImageSource {
       endPoint: this.endpoint.host,
       port: this.endpoint.port,
       useSSL: this.endpoint.useSSL,
-      accessKey: settings.minioAccessKey ?? '',
-      secretKey: settings.minioSecretKey ?? '',
-      region: settings.minioRegion,
+      accessKey: settings.s3.accessKey ?? '',
+      secretKey: settings.s3.secretKey ?? '',
+      region: settings.s3.region,
       pathStyle: true,
       transportAgent: this.httpsAgent,
       retryOptions: { disableRetry: true },

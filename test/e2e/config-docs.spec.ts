@@ -21,7 +21,7 @@ const EXAMPLE = join(ROOT, 'config', 'provisioner.env.example');
 const SETTINGS_JS = join(__dirname, '..', '..', 'src', 'config', 'settings.js');
 
 interface EnvBinding {
-  key: string;
+  path: string[];
   names: string[];
 }
 
@@ -74,7 +74,10 @@ describe('docs/configuration.md follows the settings schema', () => {
     const defaults = new schema.Settings() as Record<string, unknown>;
     const lines = readFileSync(EXAMPLE, 'utf8').split('\n');
     for (const binding of schema.ENV_BINDINGS) {
-      const value = defaults[binding.key] ?? '';
+      // A setting in a group (inspect.timeoutSeconds) sits at its path in the defaults.
+      const value =
+        binding.path.reduce<unknown>((node, field) => (node as Record<string, unknown>)[field], defaults) ??
+        '';
       const expected = `#${binding.names[0]}=${String(value)}`;
       assert.ok(lines.includes(expected), `${EXAMPLE} has no line "${expected}"`);
     }

@@ -1,5 +1,5 @@
 import { ImageRejectedError } from '../../common/errors';
-import type { Settings } from '../../config/settings';
+import type { InspectSettings } from '../../config/groups/inspect.settings';
 import { detectWrapper, type Wrapper } from '../../convert/decompressor';
 import { detectFormat, readImageEnds } from '../../convert/image-format';
 import { parseQcow2Header, parseVmdkDescriptor, vmdkDescriptorText } from '../../convert/image-header';
@@ -11,7 +11,8 @@ import { asyncStage, need, type Fetched, type JobContext, type PipelineStage } f
 
 export interface InspectDeps {
   qemuImg: QemuImg;
-  settings: Pick<Settings, 'inspectTimeout' | 'inspectCpuSeconds' | 'inspectMemoryBytes'>;
+  /** settings.inspect: the limits qemu-img info and check run under. */
+  inspect: InspectSettings;
 }
 
 /**
@@ -20,11 +21,11 @@ export interface InspectDeps {
  * file; then qemu-img info (and check, for qcow2) run pinned to that format under CPU and memory
  * limits. All of it before any volume is touched.
  */
-export function makeInspectStage({ qemuImg, settings }: InspectDeps): PipelineStage {
+export function makeInspectStage({ qemuImg, inspect }: InspectDeps): PipelineStage {
   const limitsFor = (signal: AbortSignal): InspectLimits => ({
     signal,
-    timeoutMs: settings.inspectTimeout * 1000,
-    limits: { cpuSeconds: settings.inspectCpuSeconds, addressSpaceBytes: settings.inspectMemoryBytes },
+    timeoutMs: inspect.timeoutSeconds * 1000,
+    limits: { cpuSeconds: inspect.cpuSeconds, addressSpaceBytes: inspect.addressSpaceBytes },
   });
 
   return (ctx) =>

@@ -38,9 +38,9 @@ export class ProvisionPipeline {
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
     virsh: Virsh,
   ) {
-    this.resolve = makeResolveStage({ sources, settings }); //  resolve
+    this.resolve = makeResolveStage({ sources, images: settings.images }); //  resolve
     this.fetch = makeFetchStage({ store }); //                   checking_cache, downloading
-    this.inspect = makeInspectStage({ qemuImg, settings }); //   inspecting
+    this.inspect = makeInspectStage({ qemuImg, inspect: settings.inspect }); //   inspecting
     this.prepareVolume = makeVolumeStage({ volumes }); //        creating_volume
     this.write = makeConvertStage({ qemuImg }); //               converting
     this.finalize = makeFinalizeStage({ volumes, virsh }); //    finalizing

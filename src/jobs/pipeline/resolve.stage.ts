@@ -1,6 +1,6 @@
 import { basename } from 'node:path';
 import { ChecksumUnavailableError, SourceError } from '../../common/errors';
-import type { Settings } from '../../config/settings';
+import type { ImageSettings } from '../../config/groups/image.settings';
 import { parseRequestChecksum, parseSidecar } from '../../storage/checksum';
 import type { ImageRef, ImageSource } from '../../storage/image-source';
 import type { JobRequest } from '../job.model';
@@ -8,14 +8,15 @@ import { asyncStage, type JobContext, type PipelineStage, type Resolved } from '
 
 export interface ResolveDeps {
   sources: ImageSource[];
-  settings: Pick<Settings, 'requireChecksum'>;
+  /** settings.images */
+  images: Pick<ImageSettings, 'requireChecksum'>;
 }
 
 /**
  * resolve: image_url → ImageRef (size, etag) from the source that serves it, and the sha256 the
  * image must have: the request's `checksum`, else a `<image>.sha256` sidecar next to it.
  */
-export function makeResolveStage({ sources, settings }: ResolveDeps): PipelineStage<JobRequest> {
+export function makeResolveStage({ sources, images }: ResolveDeps): PipelineStage<JobRequest> {
   const expectation = async (
     ctx: JobContext<JobRequest>,
     source: ImageSource,
@@ -38,7 +39,7 @@ export function makeResolveStage({ sources, settings }: ResolveDeps): PipelineSt
       }
       return { sha256: parsed.sha256, origin: `${url.href}.sha256` };
     }
-    if (settings.requireChecksum) {
+    if (images.requireChecksum) {
       throw new ChecksumUnavailableError(
         `no expected sha256 for ${url.href}: send "checksum": "sha256:<hex>" or publish ${basename(url.pathname)}.sha256 ` +
           'next to the image (REQUIRE_CHECKSUM is on)',

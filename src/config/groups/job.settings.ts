@@ -1,0 +1,30 @@
+import { IsInt, Max, Min } from 'class-validator';
+import { Env } from '../env.decorator';
+
+/** How many jobs run at once, and how long they may take. */
+export class JobSettings {
+  @Env('MAX_CONCURRENT_JOBS', {
+    allowed: '1-64',
+    doc: 'Jobs running at once; the rest wait in FIFO order.',
+  })
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  maxConcurrent = 2;
+
+  @Env('JOB_TIMEOUT', {
+    allowed: 'a positive integer',
+    doc: 'Seconds a job may run, counted from when it starts running; then it fails as timed out.',
+  })
+  @IsInt()
+  @Min(1)
+  timeoutSeconds = 3600;
+
+  @Env('SHUTDOWN_GRACE', {
+    allowed: 'a non-negative integer',
+    doc: 'Seconds running jobs may take to finish after SIGTERM; then they are cancelled and rolled back. Pending jobs stay pending and run after the next start.',
+  })
+  @IsInt()
+  @Min(0)
+  shutdownGraceSeconds = 30;
+}
