@@ -180,6 +180,13 @@ export class JobCancelledError extends JobFailure {
   }
 }
 
+/** The daemon died while the job was pending or running; the next start ends it (submit it again). */
+export class JobInterruptedError extends JobFailure {
+  constructor() {
+    super('interrupted', 'interrupted by daemon restart');
+  }
+}
+
 /** A program we run (qemu-img, lvcreate...) exited non-zero or was killed. */
 export class CommandFailedError extends JobFailure {
   constructor(command: string, reason: string, stderrTail: string) {

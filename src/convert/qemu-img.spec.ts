@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { convertArgs, expandArgs } from './qemu-img';
+import { convertArgs, expandArgs, skipsZeroWrites } from './qemu-img';
+
+type ConvertCase = { targetCache: 'none' | 'writeback'; targetIsZero: boolean };
 
 describe('qemu-img convert arguments', () => {
   const base = ['convert', '-p', '-n', '-W', '-f', 'qcow2', '-O', 'raw'];
@@ -25,6 +27,22 @@ describe('qemu-img convert arguments', () => {
       [...base, '-t', 'none', 'in', 'out'],
     );
   });
+});
+
+describe('skipsZeroWrites: what the job log reports as target_is_zero', () => {
+  const cases: [ConvertCase, boolean][] = [
+    [{ targetCache: 'none', targetIsZero: true }, true],
+    [{ targetCache: 'writeback', targetIsZero: true }, false],
+    [{ targetCache: 'none', targetIsZero: false }, false],
+    [{ targetCache: 'writeback', targetIsZero: false }, false],
+  ];
+  for (const [options, skips] of cases) {
+    it(`is ${skips} for -t ${options.targetCache} into a target that ${options.targetIsZero ? 'reads as zeros' : 'may hold data'}, as convertArgs has it`, () => {
+      assert.equal(skipsZeroWrites(options), skips);
+      const args = convertArgs('in', 'out', { sourceFormat: 'raw', ...options });
+      assert.equal(args.includes('--target-is-zero'), skips);
+    });
+  }
 });
 
 describe('qemu-img arguments for the expanded copy of a compressed qcow2', () => {

@@ -1,4 +1,4 @@
-import type { Stage } from './job.model';
+import type { Stage } from './pipeline/stages';
 
 /**
  * What a pipeline stage emits. The job runner folds these into the job's state; the state changes

@@ -1,5 +1,5 @@
 import { urlForLog } from '../storage/image-url';
-import { isProvision, type JobRequest } from './job.model';
+import { isProvision, type Job, type JobRequest } from './job.model';
 
 /** The fields every log line about a job carries, so `jq 'select(.job_id == ...)'` finds its story. */
 export interface JobLogFields {
@@ -37,4 +37,31 @@ export function throughput(bytes: number, seconds: number): number | null {
 export function withoutUrlQueries(text: string): string {
   // The query ends at whitespace, a quote or the end; punctuation closing a sentence stays.
   return text.replace(/\b(https?:\/\/[^\s?#'"]+)\?[^\s'"]*?(?=[.,;:)]*(?:[\s'"]|$))/g, '$1?…');
+}
+
+/**
+ * The line that ends a job's story. `volumeRemoved` says whether rollback removed the volume the
+ * job had created (undefined when it created none, or completed).
+ */
+export function jobEndedLog(ended: Job, volumeRemoved: boolean | undefined): Record<string, unknown> {
+  return {
+    ...jobLogFields(ended),
+    status: ended.status,
+    ...(ended.status === 'completed'
+      ? {}
+      : {
+          stage: ended.stage,
+          error_code: ended.errorCode,
+          error: ended.error === null ? null : withoutUrlQueries(ended.error),
+        }),
+    cache_hit: ended.cacheHit,
+    ...(volumeRemoved === undefined ? {} : { volume_removed: volumeRemoved }),
+    duration_seconds: seconds(ended.startedAt ?? ended.createdAt, ended.updatedAt),
+    msg: `job ${ended.status}`,
+  };
+}
+
+/** Seconds between two ISO timestamps, to the millisecond. */
+export function seconds(from: string, to: string): number {
+  return (Date.parse(to) - Date.parse(from)) / 1000;
 }

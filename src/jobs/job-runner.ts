@@ -1,14 +1,15 @@
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { Observable, Subject, Subscription } from 'rxjs';
-import { DomainError, JobCancelledError, JobFailure, JobTimeoutError } from '../common/errors';
+import { JobCancelledError, JobFailure, JobInterruptedError, JobTimeoutError } from '../common/errors';
 import { Settings } from '../config/settings';
 import type { JobEvent } from './job-event';
-import { jobLogFields, withoutUrlQueries } from './job-log';
+import { jobEndedLog, jobLogFields, seconds } from './job-log';
+import { JobQueue } from './job-queue';
 import { JobRepository } from './job.repository';
-import { ChangeKind, applyEvent } from './job-state';
-import { Job, JobStatus } from './job.model';
+import { JobStateWriter } from './job-state-writer';
+import { ChangeKind, applyEvent, describeError, endedJob } from './job-state';
+import type { Job, JobRequest, JobStatus } from './job.model';
 import type { JobContext } from './pipeline/job-context';
-import type { JobRequest } from './job.model';
 import { ProvisionPipeline } from './pipeline/provision.pipeline';
 
 export interface JobUpdate {
@@ -25,6 +26,9 @@ interface RunningJob {
   lastPublish: number;
   /** Set once the job is ending, with the outcome to record; later stop requests only wait. */
   ending?: Promise<Job>;
+  /** Settles with the ended job, however it ends: what shutdown waits for. */
+  ended: Promise<Job>;
+  settle: (ending: Promise<Job>) => void;
 }
 
 /** Progress is written to SQLite at most this often per job (stage and status changes at once). */
@@ -35,24 +39,25 @@ const PUBLISH_INTERVAL_MS = 200;
 /**
  * Runs jobs: a FIFO queue, at most MAX_CONCURRENT_JOBS at once, each job's pipeline subscribed,
  * its events folded into the job, persisted (throttled) and published. Ending a job (success,
- * failure, cancel, timeout, shutdown) goes through finish(), the one place rollback runs.
+ * failure, cancel, timeout, shutdown, and a job a restart interrupted) goes through finish(), the
+ * one place rollback runs.
  */
 @Injectable()
 export class JobRunner implements BeforeApplicationShutdown {
   private readonly logger = new Logger(JobRunner.name);
-  private readonly queue: string[] = [];
+  private readonly queue = new JobQueue();
   private readonly running = new Map<string, RunningJob>();
   private readonly updates$ = new Subject<JobUpdate>();
-  /** Job states the database refused (read-only, disk full); retried until it takes them. */
-  private readonly unsaved = new Map<string, Job>();
-  private retryTimer?: NodeJS.Timeout;
+  private readonly states: JobStateWriter;
   private accepting = true;
 
   constructor(
     private readonly settings: Settings,
     private readonly repository: JobRepository,
     private readonly pipeline: ProvisionPipeline,
-  ) {}
+  ) {
+    this.states = new JobStateWriter(repository, this.logger);
+  }
 
   /** Every change of every job, as it happens. */
   get updates(): Observable<JobUpdate> {
@@ -69,48 +74,12 @@ export class JobRunner implements BeforeApplicationShutdown {
 
   /** 1-based place in the queue of a pending job, or undefined. */
   queuePosition(jobId: string): number | undefined {
-    const index = this.queue.indexOf(jobId);
-    return index < 0 ? undefined : index + 1;
+    return this.queue.position(jobId);
   }
 
   /** The live state of a running job (fresher than the throttled database row). */
   live(jobId: string): Job | undefined {
-    return this.running.get(jobId)?.job ?? this.unsaved.get(jobId);
-  }
-
-  /**
-   * Writes a job's state. A database that cannot be written must not kill the job or the daemon:
-   * the state is kept in memory, served from there, and written once the database works again.
-   */
-  private persist(job: Job): void {
-    try {
-      this.repository.save(job);
-      this.unsaved.delete(job.id);
-    } catch (error) {
-      if (!this.unsaved.has(job.id)) {
-        this.logger.error({
-          ...jobLogFields(job),
-          error: (error as Error).message,
-          msg: 'cannot write job state; keeping it in memory and retrying',
-        });
-      }
-      this.unsaved.set(job.id, job);
-      this.retryTimer ??= setInterval(() => this.retryUnsaved(), 2000).unref();
-    }
-  }
-
-  private retryUnsaved(): void {
-    for (const job of [...this.unsaved.values()]) {
-      try {
-        this.repository.save(job);
-        this.unsaved.delete(job.id);
-      } catch {
-        return; // still failing: try again later
-      }
-    }
-    clearInterval(this.retryTimer);
-    this.retryTimer = undefined;
-    this.logger.log('the job database is writable again; saved the job states kept in memory');
+    return this.running.get(jobId)?.job ?? this.states.unsaved(jobId);
   }
 
   enqueue(job: Job): void {
@@ -121,12 +90,10 @@ export class JobRunner implements BeforeApplicationShutdown {
 
   /** Cancels a pending or running job and resolves once its rollback is done. */
   async cancel(jobId: string): Promise<Job | undefined> {
-    const index = this.queue.indexOf(jobId);
-    if (index >= 0) {
-      this.queue.splice(index, 1);
-      const job = this.repository.get(jobId)!;
-      const ended = this.endState(job, 'cancelled', new JobCancelledError());
-      this.persist(ended);
+    const queued = this.queue.remove(jobId) ? this.repository.get(jobId) : undefined;
+    if (queued) {
+      const ended = endedJob(queued, 'cancelled', new JobCancelledError(), new Date().toISOString());
+      this.states.write(ended);
       this.publish(ended, 'status');
       this.logger.log({ ...jobLogFields(ended), status: ended.status, stage: null, msg: 'job cancelled' });
       return ended;
@@ -150,7 +117,7 @@ export class JobRunner implements BeforeApplicationShutdown {
         grace_seconds: this.settings.jobs.shutdownGraceSeconds,
         msg: 'shutting down: waiting for running jobs',
       });
-      const finished = Promise.allSettled(running.map((entry) => this.whenEnded(entry)));
+      const finished = Promise.allSettled(running.map((entry) => entry.ended));
       const graceOver = new Promise<'grace-over'>((resolve) =>
         setTimeout(() => resolve('grace-over'), this.settings.jobs.shutdownGraceSeconds * 1000).unref(),
       );
@@ -177,39 +144,51 @@ export class JobRunner implements BeforeApplicationShutdown {
     this.updates$.complete();
   }
 
-  /** Resolves when a running job has ended, however it ends. */
-  private whenEnded(entry: RunningJob): Promise<unknown> {
-    return new Promise((resolve) => {
-      const check = () => (this.running.has(entry.job.id) ? setTimeout(check, 50) : resolve(undefined));
-      check();
-    });
+  /**
+   * Ends a job that a restart interrupted (left running, or pending after a crash) the way every
+   * job ends: through finish(), whose rollback removes the volume the record says it created.
+   */
+  endInterrupted(stored: Job): Promise<Job> {
+    return this.finish(this.entryFor(stored), 'failed', new JobInterruptedError());
   }
 
   private pump(): void {
-    while (this.accepting && this.running.size < this.settings.jobs.maxConcurrent && this.queue.length > 0) {
-      const jobId = this.queue.shift()!;
+    while (this.accepting && this.running.size < this.settings.jobs.maxConcurrent) {
+      const jobId = this.queue.take();
+      if (jobId === undefined) return;
       this.start(jobId);
     }
   }
 
-  private start(jobId: string): void {
-    const stored = this.repository.get(jobId)!;
-    const now = new Date().toISOString();
-    const job: Job = { ...stored, status: 'running', startedAt: now, updatedAt: now };
+  /** A job's runtime state; its context starts from what the record says (a restart's job may have made a volume). */
+  private entryFor(job: Job): RunningJob {
+    let settle: RunningJob['settle'] = () => undefined;
+    const ended = new Promise<Job>((resolve) => (settle = resolve));
     const entry: RunningJob = {
       job,
       tracked: [],
       lastPersist: 0,
       lastPublish: 0,
+      ended,
+      settle,
       ctx: {
         id: job.id,
         request: job.request,
-        createdVolume: false,
+        createdVolume: job.createdVolume,
         track: (settled) => entry.tracked.push(settled),
       },
     };
+    return entry;
+  }
+
+  private start(jobId: string): void {
+    const stored = this.repository.get(jobId);
+    if (!stored) return; // deleted while it waited: nothing to run
+    const now = new Date().toISOString();
+    const entry = this.entryFor({ ...stored, status: 'running', startedAt: now, updatedAt: now });
+    const job = entry.job;
     this.running.set(jobId, entry);
-    this.persist(job);
+    this.states.write(job);
     this.publish(job, 'status');
     this.logger.log({
       ...jobLogFields(job),
@@ -250,7 +229,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     entry.job = job;
     const now = Date.now();
     if (kind !== 'progress' || now - entry.lastPersist >= PERSIST_INTERVAL_MS) {
-      this.persist(job);
+      this.states.write(job);
       entry.lastPersist = now;
     }
     if (kind !== 'progress' || now - entry.lastPublish >= PUBLISH_INTERVAL_MS) {
@@ -268,75 +247,42 @@ export class JobRunner implements BeforeApplicationShutdown {
 
   private finish(entry: RunningJob, status: JobStatus, reason?: unknown): Promise<Job> {
     if (entry.ending) return entry.ending;
-    entry.ending = (async () => {
-      // Wait for killed programs and aborted transfers to be gone before touching what they used.
-      await Promise.allSettled(entry.tracked);
-      let outcome = status;
-      let error = reason;
-      let cleanedUp = true;
-      try {
-        if (status === 'completed') await this.pipeline.release(entry.ctx);
-        else await this.pipeline.rollback(entry.ctx);
-      } catch (cleanupError) {
-        outcome = 'failed';
-        cleanedUp = false;
-        error = new JobFailure(
-          'rollback_failed',
-          `${describeError(reason) ?? 'job ended'}; cleaning up failed too: ${describeError(cleanupError)}`,
-        );
-      }
-      let ended = this.endState(entry.job, outcome, error);
-      // The volume this job created is gone now; if cleanup failed the record keeps it for the next start.
-      if (outcome !== 'completed' && cleanedUp) ended = { ...ended, createdVolume: false };
-      this.persist(ended);
-      this.running.delete(entry.job.id);
-      this.publish(ended, 'status');
-      const level = outcome === 'completed' ? 'log' : 'warn';
-      this.logger[level]({
-        ...jobLogFields(ended),
-        status: ended.status,
-        ...(ended.status === 'completed'
-          ? {}
-          : {
-              stage: ended.stage,
-              error_code: ended.errorCode,
-              error: ended.error === null ? null : withoutUrlQueries(ended.error),
-            }),
-        cache_hit: ended.cacheHit,
-        // Rollback removed the volume this job had created (only ever one it created).
-        ...(outcome !== 'completed' && entry.ctx.createdVolume ? { volume_removed: cleanedUp } : {}),
-        duration_seconds: seconds(ended.startedAt ?? ended.createdAt, ended.finishedAt!),
-        msg: `job ${ended.status}`,
-      });
-      this.pump();
-      return ended;
-    })();
+    entry.ending = this.end(entry, status, reason);
+    entry.settle(entry.ending);
     return entry.ending;
   }
 
-  private endState(job: Job, status: JobStatus, reason?: unknown): Job {
-    const now = new Date().toISOString();
-    const ended: Job = { ...job, status, updatedAt: now, finishedAt: now };
-    if (status === 'completed') return { ...ended, percent: 100 };
-    return {
-      ...ended,
-      errorCode: reason instanceof DomainError ? reason.code : 'internal_error',
-      error: describeError(reason) ?? status,
-    };
+  private async end(entry: RunningJob, status: JobStatus, reason?: unknown): Promise<Job> {
+    // Wait for killed programs and aborted transfers to be gone before touching what they used.
+    await Promise.allSettled(entry.tracked);
+    let outcome = status;
+    let error = reason;
+    let cleanedUp = true;
+    try {
+      if (status === 'completed') await this.pipeline.release(entry.ctx);
+      else await this.pipeline.rollback(entry.ctx);
+    } catch (cleanupError) {
+      outcome = 'failed';
+      cleanedUp = false;
+      error = new JobFailure(
+        'rollback_failed',
+        `${describeError(reason) ?? 'job ended'}; cleaning up failed too: ${describeError(cleanupError)}`,
+      );
+    }
+    let ended = endedJob(entry.job, outcome, error, new Date().toISOString());
+    // The volume this job created is gone now; if cleanup failed the record still says it made one.
+    if (outcome !== 'completed' && cleanedUp) ended = { ...ended, createdVolume: false };
+    this.states.write(ended);
+    this.running.delete(entry.job.id);
+    this.publish(ended, 'status');
+    // Rollback removed the volume this job had created (only ever one it created).
+    const removed = outcome !== 'completed' && entry.ctx.createdVolume ? cleanedUp : undefined;
+    this.logger[outcome === 'completed' ? 'log' : 'warn'](jobEndedLog(ended, removed));
+    this.pump();
+    return ended;
   }
 
   private publish(job: Job, kind: ChangeKind): void {
     this.updates$.next({ job, kind });
   }
-}
-
-/** Seconds between two ISO timestamps, to the millisecond. */
-function seconds(from: string, to: string): number {
-  return (Date.parse(to) - Date.parse(from)) / 1000;
-}
-
-export function describeError(error: unknown): string | undefined {
-  if (error === undefined) return undefined;
-  if (error instanceof Error) return error.message;
-  return String(error);
 }

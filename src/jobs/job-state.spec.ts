@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { StateEvent } from './job-event';
-import { applyEvent } from './job-state';
+import { JobCancelledError, JobInterruptedError } from '../common/errors';
+import { applyEvent, endedJob } from './job-state';
 import type { Job } from './job.model';
 
 const CREATED = '2025-01-01T00:00:00.000Z';
@@ -176,4 +177,41 @@ describe('applyEvent: folding pipeline events into the job', () => {
     applyEvent(before, { type: 'fact', facts: { cacheHit: true } }, 'later');
     assert.deepEqual(before, pendingJob());
   });
+});
+
+describe('endedJob: the state a job ends in', () => {
+  const now = '2025-01-01T00:05:00.000Z';
+  const cases: [string, Parameters<typeof endedJob>[1], unknown, Partial<Job>][] = [
+    ['completed, at 100 %', 'completed', undefined, { percent: 100, errorCode: null, error: null }],
+    [
+      'cancelled by request',
+      'cancelled',
+      new JobCancelledError(),
+      { errorCode: 'job_cancelled', error: 'cancelled by request' },
+    ],
+    [
+      'interrupted by a restart',
+      'failed',
+      new JobInterruptedError(),
+      { errorCode: 'interrupted', error: 'interrupted by daemon restart' },
+    ],
+    [
+      'failed on a bug (not a domain error)',
+      'failed',
+      new TypeError('x is undefined'),
+      { errorCode: 'internal_error', error: 'x is undefined' },
+    ],
+    ['failed with no reason given', 'failed', undefined, { errorCode: 'internal_error', error: 'failed' }],
+  ];
+  for (const [what, status, reason, expected] of cases) {
+    it(`records a job ${what}`, () => {
+      const ended = endedJob(pendingJob(), status, reason, now);
+      assert.equal(ended.status, status);
+      assert.equal(ended.finishedAt, now);
+      assert.equal(ended.updatedAt, now);
+      for (const [field, value] of Object.entries(expected)) {
+        assert.equal(ended[field as keyof Job], value, field);
+      }
+    });
+  }
 });

@@ -1,5 +1,6 @@
+import { DomainError } from '../common/errors';
 import type { StateEvent } from './job-event';
-import { Job, overallPercent } from './job.model';
+import { Job, JobStatus, overallPercent } from './job.model';
 
 export type ChangeKind = 'status' | 'stage' | 'progress' | 'fact';
 
@@ -41,4 +42,24 @@ export function applyEvent(job: Job, event: StateEvent, now: string): { job: Job
     case 'fact':
       return { job: { ...job, ...event.facts, updatedAt: now }, kind: 'fact' };
   }
+}
+
+/**
+ * The job as it ends. Pure. A completed job is at 100 %; any other outcome records the reason:
+ * its stable code when it is a domain error, else `internal_error`.
+ */
+export function endedJob(job: Job, status: JobStatus, reason: unknown, now: string): Job {
+  const ended: Job = { ...job, status, updatedAt: now, finishedAt: now };
+  if (status === 'completed') return { ...ended, percent: 100 };
+  return {
+    ...ended,
+    errorCode: reason instanceof DomainError ? reason.code : 'internal_error',
+    error: describeError(reason) ?? status,
+  };
+}
+
+export function describeError(error: unknown): string | undefined {
+  if (error === undefined) return undefined;
+  if (error instanceof Error) return error.message;
+  return String(error);
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { overallPercent, Stage, STAGES } from './job.model';
+import { overallPercent } from './job.model';
+import { Stage, STAGES } from './pipeline/stages';
 
 describe('overallPercent: a stage and its fraction done, as a share of the whole job', () => {
   const cases: [Stage, number, number][] = [

@@ -1,18 +1,9 @@
+import type { Stage } from './pipeline/stages';
+
 /** The job as stored and reported. Field names follow the wire contract's snake_case where they meet it. */
 export const JOB_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
 export const FINAL_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
-
-export const STAGES = [
-  'resolve',
-  'checking_cache',
-  'downloading',
-  'inspecting',
-  'creating_volume',
-  'converting',
-  'finalizing',
-] as const;
-export type Stage = (typeof STAGES)[number];
 
 /** A prefetch only fills the cache (warming a host before a rollout). */
 export interface PrefetchRequest {

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Database, Statement } from 'better-sqlite3';
 import { DATABASE } from '../common/database';
-import { Job, JobKind, JobRequest, JobStatus, isFinal, isProvision, kindOf, Stage } from './job.model';
+import { Job, JobKind, JobRequest, JobStatus, isFinal, isProvision, kindOf } from './job.model';
+import type { Stage } from './pipeline/stages';
 
 interface JobRow {
   seq: number;

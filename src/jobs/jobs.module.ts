@@ -5,6 +5,7 @@ import { LvmModule } from '../lvm/lvm.module';
 import { StorageModule } from '../storage/storage.module';
 import { JobEventsController } from './job-events.controller';
 import { JobRepository } from './job.repository';
+import { JobRecovery } from './job-recovery';
 import { JobRunner } from './job-runner';
 import { JobsController } from './jobs.controller';
 import { JobsService } from './jobs.service';
@@ -14,7 +15,7 @@ import { ProvisionPipeline } from './pipeline/provision.pipeline';
 @Module({
   imports: [StorageModule, CacheModule, ConvertModule, LvmModule],
   controllers: [JobsController, JobEventsController, PrefetchController],
-  providers: [JobRepository, JobRunner, JobsService, ProvisionPipeline],
+  providers: [JobRepository, JobRunner, JobRecovery, JobsService, ProvisionPipeline],
   exports: [JobsService, JobRunner],
 })
 export class JobsModule {}

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { filter, Observable } from 'rxjs';
 import {
   IdempotencyConflictError,
@@ -8,11 +8,10 @@ import {
   JobNotFoundError,
   ShuttingDownError,
   VolumeBusyError,
-  VolumeInUseError,
-  VolumeSizeMismatchError,
 } from '../common/errors';
 import { Settings } from '../config/settings';
-import { GIB, isReusableSize, VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
+import { GIB, VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
+import { findReusable } from '../lvm/volume-reuse';
 import { JobQuery, JobRepository } from './job.repository';
 import { jobLogFields, requestForLog } from './job-log';
 import { JobRunner } from './job-runner';
@@ -28,7 +27,6 @@ export interface JobStreamEvent {
   job: Job;
 }
 
-/** What clients can do with jobs: submit, read, list, cancel, watch. */
 /** Where a job request came from: its Idempotency-Key and the request that carried it. */
 export interface Submission {
   idempotencyKey?: string;
@@ -36,8 +34,9 @@ export interface Submission {
   requestId?: string;
 }
 
+/** What clients can do with jobs: submit, read, list, cancel, watch. */
 @Injectable()
-export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
+export class JobsService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(JobsService.name);
   private shuttingDown = false;
 
@@ -49,48 +48,6 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
     private readonly s3: S3Source,
     private readonly addresses: AddressPolicy,
   ) {}
-
-  /**
-   * Before the API accepts anything: a job left `running` was interrupted (its volume, if it made
-   * one, is removed) and ends as failed. Pending jobs run again after a clean shutdown; after a
-   * crash they end as failed too, since nobody can tell how long ago they were asked for.
-   */
-  async onModuleInit(): Promise<void> {
-    const clean = this.repository.state('clean_shutdown') !== undefined;
-    this.repository.setState('clean_shutdown', undefined);
-    const resume: Job[] = [];
-    for (const job of this.repository.withStatus(['running', 'pending'])) {
-      if (clean && job.status === 'pending') {
-        resume.push(job);
-        continue;
-      }
-      if (job.createdVolume && isProvision(job.request)) {
-        await this.volumes.remove(job.request.volume_name);
-        this.logger.warn({ ...jobLogFields(job), msg: 'removed volume of interrupted job' });
-      }
-      const now = new Date().toISOString();
-      this.repository.save({
-        ...job,
-        status: 'failed',
-        errorCode: 'interrupted',
-        error: 'interrupted by daemon restart',
-        createdVolume: false,
-        updatedAt: now,
-        finishedAt: now,
-      });
-      this.logger.warn({
-        ...jobLogFields(job),
-        status: 'failed',
-        error_code: 'interrupted',
-        stage: job.stage,
-        msg: 'job interrupted by daemon restart',
-      });
-    }
-    for (const job of resume) {
-      this.logger.log({ ...jobLogFields(job), msg: 'resuming a job left pending by a clean shutdown' });
-      this.runner.enqueue(job);
-    }
-  }
 
   /** From the first moment of a shutdown, new jobs are refused with 503 instead of being lost. */
   beforeApplicationShutdown(): void {
@@ -116,7 +73,8 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
     const replay = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
     if (replay) return { job: replay, replayed: true };
 
-    await this.checkExistingVolume(request);
+    // Refuses at submit what the volume stage would refuse later: wrong size, or held open.
+    await findReusable(this.volumes, request.volume_name, request.volume_size_gb * GIB);
     return this.insert(request, from, requestHash);
   }
 
@@ -236,17 +194,6 @@ export class JobsService implements OnModuleInit, BeforeApplicationShutdown {
     if (!previous) return undefined;
     if (previous.requestHash !== requestHash) throw new IdempotencyConflictError(key, previous.id);
     return previous;
-  }
-
-  /** Refuses at submit what the volume stage would refuse later: wrong size, or held open. */
-  private async checkExistingVolume(request: ProvisionRequest): Promise<void> {
-    const existing = await this.volumes.find(request.volume_name);
-    if (!existing) return;
-    if (existing.inUseBy) throw new VolumeInUseError(request.volume_name, existing.inUseBy);
-    const requested = request.volume_size_gb * GIB;
-    if (!isReusableSize(existing.sizeBytes, requested)) {
-      throw new VolumeSizeMismatchError(request.volume_name, existing.sizeBytes, requested);
-    }
   }
 }
 

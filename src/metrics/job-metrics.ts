@@ -3,7 +3,8 @@ import { InjectMetric } from '@willsoto/nestjs-prometheus';
 import type { Counter, Histogram } from 'prom-client';
 import type { Subscription } from 'rxjs';
 import { JobRunner, type JobUpdate } from '../jobs/job-runner';
-import { isFinal, STAGES, type Job, type Stage } from '../jobs/job.model';
+import { isFinal, type Job } from '../jobs/job.model';
+import { STAGES, type Stage } from '../jobs/pipeline/stages';
 import {
   BYTES_WRITTEN,
   JOB_DURATION,

@@ -3,7 +3,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { STAGES } from '../../src/jobs/job.model';
+import { STAGES } from '../../src/jobs/pipeline/stages';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { repoRoot } from '../harness/repo';

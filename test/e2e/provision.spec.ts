@@ -8,7 +8,7 @@ import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { readSse } from '../harness/sse';
 import { makeWorkdir } from '../harness/workdir';
-import { STAGES } from '../../src/jobs/job.model';
+import { STAGES } from '../../src/jobs/pipeline/stages';
 import { rawReference, sameBytes, smallQcow2, smallRaw } from '../fixtures/images';
 
 const GIB = 1024 ** 3;

@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { isProvision, JOB_STATUSES, STAGES, stageThroughput, type Job } from '../job.model';
+import { isProvision, JOB_STATUSES, stageThroughput, type Job } from '../job.model';
+import { STAGES } from '../pipeline/stages';
 
 export class ProgressDto {
   @ApiProperty({ enum: STAGES, nullable: true, type: String })

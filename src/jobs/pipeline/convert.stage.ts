@@ -1,30 +1,38 @@
 import { dirname } from 'node:path';
-import { catchError, concat, defer, map, of, type Observable } from 'rxjs';
+import { catchError, concat, defer, map, of } from 'rxjs';
 import { NoSpaceError } from '../../common/errors';
-import { convertArgs, type QemuImg } from '../../convert/qemu-img';
+import { skipsZeroWrites, type ConvertOptions, type QemuImg } from '../../convert/qemu-img';
 import { jobLog, type JobEvent } from '../job-event';
 import { throughput } from '../job-log';
-import type { JobContext } from './job-context';
+import { need, type PipelineStage } from './job-context';
+
+export interface ConvertDeps {
+  qemuImg: QemuImg;
+}
 
 /** converting: qemu-img writes the image as raw data into the volume; its -p output is the progress. */
-export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobEvent> {
-  let started = 0;
-  return concat(
-    of<JobEvent>({ type: 'stage', stage: 'converting' }),
+export function makeConvertStage({ qemuImg }: ConvertDeps): PipelineStage {
+  return (ctx) =>
     defer(() => {
-      started = Date.now();
-      const virtualSize = ctx.info!.virtualSize;
-      return qemuImg
-        .convert(ctx.readPath!, ctx.volume!.path, {
-          sourceFormat: ctx.format!,
-          targetCache: ctx.volume!.cacheMode,
-          targetIsZero: ctx.volume!.readsAsZeros,
-          track: (exited) => ctx.track(exited),
-        })
-        .pipe(
+      const { info, format, readPath } = need(ctx.inspected);
+      const volume = need(ctx.volume);
+      const virtualSize = info.virtualSize;
+      const options: ConvertOptions = {
+        sourceFormat: format,
+        targetCache: volume.cacheMode,
+        targetIsZero: volume.readsAsZeros,
+        track: (exited) => ctx.track(exited),
+      };
+      let started = 0;
+      return concat(
+        of<JobEvent>({ type: 'stage', stage: 'converting' }),
+        defer(() => {
+          started = Date.now();
+          return qemuImg.convert(readPath, volume.path, options);
+        }).pipe(
           catchError((error: Error) => {
             if (/No space left on device/i.test(error.message)) {
-              throw new NoSpaceError(dirname(ctx.volume!.path), `writing volume ${ctx.request.volume_name}`);
+              throw new NoSpaceError(dirname(volume.path), `writing volume ${ctx.request.volume_name}`);
             }
             throw error;
           }),
@@ -34,24 +42,19 @@ export function convertStage(ctx: JobContext, qemuImg: QemuImg): Observable<JobE
             bytesTotal: virtualSize,
             fraction: percent / 100,
           })),
-        );
-    }),
-    defer(() => {
-      const seconds = (Date.now() - started) / 1000;
-      const bytes = ctx.info!.virtualSize;
-      return of(
-        jobLog('image written to the volume', {
-          virtual_size: bytes,
-          seconds,
-          bytes_per_second: throughput(bytes, seconds),
-          target_cache: ctx.volume!.cacheMode,
-          target_is_zero: convertArgs('', '', {
-            sourceFormat: ctx.format!,
-            targetCache: ctx.volume!.cacheMode,
-            targetIsZero: ctx.volume!.readsAsZeros,
-          }).includes('--target-is-zero'),
+        ),
+        defer(() => {
+          const seconds = (Date.now() - started) / 1000;
+          return of(
+            jobLog('image written to the volume', {
+              virtual_size: virtualSize,
+              seconds,
+              bytes_per_second: throughput(virtualSize, seconds),
+              target_cache: volume.cacheMode,
+              target_is_zero: skipsZeroWrites(options),
+            }),
+          );
         }),
       );
-    }),
-  );
+    });
 }

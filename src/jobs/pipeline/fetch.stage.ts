@@ -1,28 +1,46 @@
-import { concat, defer, mergeMap, of, type Observable } from 'rxjs';
-import type { FetchEvent, ImageStore } from '../../cache/image-store';
+import { concat, defer, mergeMap, of } from 'rxjs';
+import type { FetchEvent, ImageStore, LocalImage } from '../../cache/image-store';
 import { jobLog, type JobEvent } from '../job-event';
 import { throughput } from '../job-log';
 import type { JobRequest } from '../job.model';
-import type { JobContext } from './job-context';
+import { need, type Fetched, type JobContext, type PipelineStage, type Resolved } from './job-context';
 
-/** checking_cache, then downloading unless the cache already holds the image. */
-export function fetchStage(ctx: JobContext<JobRequest>, store: ImageStore): Observable<JobEvent> {
-  return concat(
-    of<JobEvent>({ type: 'stage', stage: 'checking_cache' }),
-    defer(() => store.obtain({ ref: ctx.ref!, expected: ctx.expected }, ctx)).pipe(
-      mergeMap((event) => of(...toJobEvents(ctx, event))),
-    ),
-  );
+export interface FetchDeps {
+  store: ImageStore;
 }
 
-function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[] {
+/** checking_cache, then downloading unless the cache already holds the image. */
+export function makeFetchStage({ store }: FetchDeps): PipelineStage<JobRequest> {
+  /** The image, with the cache's ways of reading it bound to this job. */
+  const fetched = (ctx: JobContext<JobRequest>, image: LocalImage): Fetched => ({
+    image,
+    path: image.expandedPath ?? image.path,
+    unpacked: (wrapper, maxBytes, signal) => store.unpacked(image, wrapper, maxBytes, ctx, signal),
+  });
+
+  return (ctx) =>
+    concat(
+      of<JobEvent>({ type: 'stage', stage: 'checking_cache' }),
+      defer(() => {
+        const resolved = need(ctx.resolved);
+        return store.obtain(resolved, ctx).pipe(
+          mergeMap((event) => {
+            if (event.kind === 'ready') ctx.fetched = fetched(ctx, event.image);
+            return of(...toJobEvents(resolved, event));
+          }),
+        );
+      }),
+    );
+}
+
+function toJobEvents({ ref, expected }: Resolved, event: FetchEvent): JobEvent[] {
   switch (event.kind) {
     case 'checked':
       return event.cacheHit
-        ? [{ type: 'fact', facts: { cacheHit: true } }, jobLog('cache hit', expectation(ctx))]
+        ? [{ type: 'fact', facts: { cacheHit: true } }, jobLog('cache hit', expectation(expected))]
         : [
             { type: 'fact', facts: { cacheHit: false } },
-            jobLog('cache miss: downloading', { ...expectation(ctx), size: ctx.ref!.size ?? null }),
+            jobLog('cache miss: downloading', { ...expectation(expected), size: ref.size ?? null }),
             { type: 'stage', stage: 'downloading' },
           ];
     case 'retry':
@@ -43,7 +61,6 @@ function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[]
         },
       ];
     case 'ready':
-      ctx.image = event.image;
       return [
         ...(event.download
           ? [
@@ -52,7 +69,7 @@ function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[]
                 seconds: event.download.seconds,
                 bytes_per_second: throughput(event.download.bytes, event.download.seconds),
                 sha256: event.image.sha256,
-                verified: ctx.expected !== undefined,
+                verified: expected !== undefined,
               }),
             ]
           : []),
@@ -61,7 +78,7 @@ function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[]
           facts: {
             imagePath: event.image.path,
             imageSha256: event.image.sha256,
-            checksumVerified: ctx.expected !== undefined,
+            checksumVerified: expected !== undefined,
           },
         },
       ];
@@ -69,8 +86,8 @@ function toJobEvents(ctx: JobContext<JobRequest>, event: FetchEvent): JobEvent[]
 }
 
 /** What the log says about the digest the image must have. */
-function expectation(ctx: JobContext<JobRequest>): Record<string, unknown> {
-  return ctx.expected
-    ? { expected_sha256: ctx.expected.sha256, checksum_from: ctx.expected.origin }
+function expectation(expected: Resolved['expected']): Record<string, unknown> {
+  return expected
+    ? { expected_sha256: expected.sha256, checksum_from: expected.origin }
     : { expected_sha256: null };
 }

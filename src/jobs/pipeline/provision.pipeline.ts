@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { concat, of, type Observable } from 'rxjs';
+import { concat, EMPTY, mergeMap, of, type Observable } from 'rxjs';
 import { IMAGE_STORE, type ImageStore } from '../../cache/image-store';
 import { Settings } from '../../config/settings';
 import { QemuImg } from '../../convert/qemu-img';
@@ -8,13 +8,13 @@ import { VOLUME_BACKEND, type VolumeBackend } from '../../lvm/volume-backend';
 import { IMAGE_SOURCES, type ImageSource } from '../../storage/image-source';
 import type { JobEvent } from '../job-event';
 import { isProvision, type JobRequest, type PrefetchRequest } from '../job.model';
-import { convertStage } from './convert.stage';
-import { fetchStage } from './fetch.stage';
-import { finalizeStage } from './finalize.stage';
-import { inspectStage } from './inspect.stage';
-import type { JobContext } from './job-context';
-import { resolveStage } from './resolve.stage';
-import { volumeStage } from './volume.stage';
+import { makeConvertStage } from './convert.stage';
+import { makeFetchStage } from './fetch.stage';
+import { makeFinalizeStage } from './finalize.stage';
+import { makeInspectStage } from './inspect.stage';
+import { need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
+import { makeResolveStage } from './resolve.stage';
+import { makeVolumeStage } from './volume.stage';
 
 /**
  * One provision job as an Observable: the stages run in order, their emissions are the job's
@@ -22,40 +22,54 @@ import { volumeStage } from './volume.stage';
  */
 @Injectable()
 export class ProvisionPipeline {
+  // Each stage is made once, from its own dependencies.
+  private readonly resolve: PipelineStage<JobRequest>;
+  private readonly fetch: PipelineStage<JobRequest>;
+  private readonly inspect: PipelineStage;
+  private readonly prepareVolume: PipelineStage;
+  private readonly write: PipelineStage;
+  private readonly finalize: PipelineStage;
+
   constructor(
-    private readonly settings: Settings,
-    private readonly qemuImg: QemuImg,
-    @Inject(IMAGE_SOURCES) private readonly sources: ImageSource[],
+    settings: Settings,
+    qemuImg: QemuImg,
+    @Inject(IMAGE_SOURCES) sources: ImageSource[],
     @Inject(IMAGE_STORE) private readonly store: ImageStore,
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
-    private readonly virsh: Virsh,
-  ) {}
+    virsh: Virsh,
+  ) {
+    this.resolve = makeResolveStage({ sources, images: settings.images }); //  resolve
+    this.fetch = makeFetchStage({ store }); //                   checking_cache, downloading
+    this.inspect = makeInspectStage({ qemuImg, inspect: settings.inspect }); //   inspecting
+    this.prepareVolume = makeVolumeStage({ volumes }); //        creating_volume
+    this.write = makeConvertStage({ qemuImg }); //               converting
+    this.finalize = makeFinalizeStage({ volumes, virsh }); //    finalizing
+  }
 
   run(ctx: JobContext<JobRequest>): Observable<JobEvent> {
     // One context object either way; the guard tells which request it carries.
-    return isProvision(ctx.request)
+    const events = isProvision(ctx.request)
       ? this.provision(ctx as JobContext)
       : this.prefetch(ctx as JobContext<PrefetchRequest>);
+    return events.pipe(mergeMap((event) => this.route(ctx, event)));
   }
 
-  private provision(ctx: JobContext): Observable<JobEvent> {
-    return concat(
-      resolveStage(ctx, this.sources, this.settings.images.requireChecksum), // resolve
-      fetchStage(ctx, this.store), //                                     checking_cache, downloading
-      inspectStage(ctx, this.qemuImg, this.store, this.settings.inspect), //  inspecting
-      volumeStage(ctx, this.volumes), //                                  creating_volume
-      convertStage(ctx, this.qemuImg), //                                 converting
-      finalizeStage(ctx, this.volumes, this.virsh), //                                finalizing
-    );
+  private provision(ctx: JobContext): Observable<StageEvent> {
+    const { resolve, fetch, inspect, prepareVolume, write, finalize } = this;
+    return concat(resolve(ctx), fetch(ctx), inspect(ctx), prepareVolume(ctx), write(ctx), finalize(ctx));
   }
 
   /** A prefetch only fills the cache. */
-  private prefetch(ctx: JobContext<PrefetchRequest>): Observable<JobEvent> {
-    return concat(
-      resolveStage(ctx, this.sources, this.settings.images.requireChecksum), // resolve
-      fetchStage(ctx, this.store), //                                     checking_cache, downloading
-      of<JobEvent>({ type: 'stage', stage: 'finalizing' }), //            finalizing
-    );
+  private prefetch(ctx: JobContext<PrefetchRequest>): Observable<StageEvent> {
+    const { resolve, fetch } = this;
+    return concat(resolve(ctx), fetch(ctx), of<JobEvent>({ type: 'stage', stage: 'finalizing' }));
+  }
+
+  /** The job's events go on to the runner; what the cache should learn goes to the cache. */
+  private route(ctx: JobContext<JobRequest>, event: StageEvent): Observable<JobEvent> {
+    if (event.type !== 'compressed_image') return of(event);
+    this.store.expandLater(need(ctx.fetched).image, event.readPath, event.estimatedBytes);
+    return EMPTY;
   }
 
   /** After a failure or cancel: remove only what this job created, and let go of the image. */
@@ -65,6 +79,6 @@ export class ProvisionPipeline {
   }
 
   async release(ctx: JobContext<JobRequest>): Promise<void> {
-    await ctx.image?.release();
+    await ctx.fetched?.image.release();
   }
 }

@@ -1,47 +1,50 @@
-import { ImageRejectedError, VolumeInUseError, VolumeSizeMismatchError } from '../../common/errors';
-import { GIB, isReusableSize, type VolumeBackend, type WritableVolume } from '../../lvm/volume-backend';
+import { ImageRejectedError } from '../../common/errors';
+import { GIB, type VolumeBackend, type WritableVolume } from '../../lvm/volume-backend';
+import { findReusable } from '../../lvm/volume-reuse';
 import { jobLog } from '../job-event';
-import { asyncStage, JobContext } from './job-context';
+import { asyncStage, need, type PipelineStage } from './job-context';
+
+export interface VolumeDeps {
+  volumes: VolumeBackend;
+}
 
 /** creating_volume: create the volume, or reuse an existing one within ±5 % of the requested size. */
-export function volumeStage(ctx: JobContext, volumes: VolumeBackend) {
-  return asyncStage(ctx, async (emit) => {
-    emit({ type: 'stage', stage: 'creating_volume' });
-    const name = ctx.request.volume_name;
-    const requested = ctx.request.volume_size_gb * GIB;
-    const existing = await volumes.find(name);
-    if (existing) {
-      if (existing.inUseBy) throw new VolumeInUseError(name, existing.inUseBy);
-      if (!isReusableSize(existing.sizeBytes, requested)) {
-        throw new VolumeSizeMismatchError(name, existing.sizeBytes, requested);
+export function makeVolumeStage({ volumes }: VolumeDeps): PipelineStage {
+  return (ctx) =>
+    asyncStage(ctx, async (emit) => {
+      emit({ type: 'stage', stage: 'creating_volume' });
+      const { info } = need(ctx.inspected);
+      const name = ctx.request.volume_name;
+      const requested = ctx.request.volume_size_gb * GIB;
+      const existing = await findReusable(volumes, name, requested);
+      if (existing) {
+        if (existing.sizeBytes < info.virtualSize) {
+          throw new ImageRejectedError(
+            `existing volume ${name} has ${existing.sizeBytes} bytes, less than the image's virtual size ` +
+              `of ${info.virtualSize} bytes`,
+          );
+        }
+        ctx.volume = await volumes.reuse(existing);
+        emit({ type: 'fact', facts: { reusedVolume: true, volumePath: ctx.volume.path } });
+        emit(jobLog('volume reused', describe(ctx.volume)));
+        return;
       }
-      if (existing.sizeBytes < ctx.info!.virtualSize) {
-        throw new ImageRejectedError(
-          `existing volume ${name} has ${existing.sizeBytes} bytes, less than the image's virtual size ` +
-            `of ${ctx.info!.virtualSize} bytes`,
-        );
+      // Recorded (and persisted) before the volume exists, so a crash at any point after leaves a
+      // record that lets the next start remove it.
+      ctx.createdVolume = true;
+      emit({ type: 'fact', facts: { createdVolume: true, volumePath: volumes.pathFor(name) } });
+      try {
+        ctx.volume = await volumes.create(name, requested);
+        emit(jobLog('volume created', describe(ctx.volume)));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+          // Someone else made it meanwhile: it is not ours to remove.
+          ctx.createdVolume = false;
+          emit({ type: 'fact', facts: { createdVolume: false } });
+        }
+        throw error;
       }
-      ctx.volume = await volumes.reuse(existing);
-      emit({ type: 'fact', facts: { reusedVolume: true, volumePath: ctx.volume.path } });
-      emit(jobLog('volume reused', describe(ctx.volume)));
-      return;
-    }
-    // Recorded (and persisted) before the volume exists, so a crash at any point after leaves a
-    // record that lets the next start remove it.
-    ctx.createdVolume = true;
-    emit({ type: 'fact', facts: { createdVolume: true, volumePath: volumes.pathFor(name) } });
-    try {
-      ctx.volume = await volumes.create(name, requested);
-      emit(jobLog('volume created', describe(ctx.volume)));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
-        // Someone else made it meanwhile: it is not ours to remove.
-        ctx.createdVolume = false;
-        emit({ type: 'fact', facts: { createdVolume: false } });
-      }
-      throw error;
-    }
-  });
+    });
 }
 
 function describe(volume: WritableVolume): Record<string, unknown> {

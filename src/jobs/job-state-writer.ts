@@ -1,0 +1,59 @@
+import type { Logger } from '@nestjs/common';
+import { jobLogFields } from './job-log';
+import type { Job } from './job.model';
+import type { JobRepository } from './job.repository';
+
+/** How often states the database refused are offered to it again. */
+const RETRY_INTERVAL_MS = 2000;
+
+/**
+ * Writes job states to the database. A database that cannot be written must not kill the job or
+ * the daemon: the state is kept in memory, served from there (`unsaved`), and written once the
+ * database works again.
+ */
+export class JobStateWriter {
+  /** Job states the database refused (read-only, disk full); retried until it takes them. */
+  private readonly pending = new Map<string, Job>();
+  private retryTimer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly repository: JobRepository,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The latest state of a job the database has not taken yet. */
+  unsaved(jobId: string): Job | undefined {
+    return this.pending.get(jobId);
+  }
+
+  write(job: Job): void {
+    try {
+      this.repository.save(job);
+      this.pending.delete(job.id);
+    } catch (error) {
+      if (!this.pending.has(job.id)) {
+        this.logger.error({
+          ...jobLogFields(job),
+          error: (error as Error).message,
+          msg: 'cannot write job state; keeping it in memory and retrying',
+        });
+      }
+      this.pending.set(job.id, job);
+      this.retryTimer ??= setInterval(() => this.retry(), RETRY_INTERVAL_MS).unref();
+    }
+  }
+
+  private retry(): void {
+    for (const job of [...this.pending.values()]) {
+      try {
+        this.repository.save(job);
+        this.pending.delete(job.id);
+      } catch {
+        return; // still failing: try again later
+      }
+    }
+    clearInterval(this.retryTimer);
+    this.retryTimer = undefined;
+    this.logger.log('the job database is writable again; saved the job states kept in memory');
+  }
+}
