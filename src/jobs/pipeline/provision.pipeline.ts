@@ -48,7 +48,7 @@ export class ProvisionPipeline {
         addressSpaceBytes: this.settings.inspectMemoryBytes,
       }), //  inspecting
       volumeStage(ctx, this.volumes), //                                  creating_volume
-      convertStage(ctx, this.qemuImg), //                                 converting
+      convertStage(ctx, this.qemuImg, this.volumes), //                   converting
       finalizeStage(ctx, this.volumes, this.virsh), //                                finalizing
     );
   }

@@ -1,4 +1,9 @@
-import { ImageRejectedError, VolumeInUseError, VolumeSizeMismatchError } from '../../common/errors';
+import {
+  ImageRejectedError,
+  VolumeInUseError,
+  VolumeNotRegularFileError,
+  VolumeSizeMismatchError,
+} from '../../common/errors';
 import { GIB, isReusableSize, type VolumeBackend, type WritableVolume } from '../../lvm/volume-backend';
 import { jobLog } from '../job-event';
 import { asyncStage, JobContext } from './job-context';
@@ -34,7 +39,7 @@ export function volumeStage(ctx: JobContext, volumes: VolumeBackend) {
       ctx.volume = await volumes.create(name, requested);
       emit(jobLog('volume created', describe(ctx.volume)));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST' || error instanceof VolumeNotRegularFileError) {
         // Someone else made it meanwhile: it is not ours to remove.
         ctx.createdVolume = false;
         emit({ type: 'fact', facts: { createdVolume: false } });
