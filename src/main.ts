@@ -17,6 +17,7 @@ import { auditLine } from './auth/audit';
 import { AuthGuard } from './auth/auth.guard';
 import { AllExceptionsFilter, toErrorBody } from './common/all-exceptions.filter';
 import { logRequests } from './common/request-log';
+import { readConfigFile } from './common/config-file';
 import { securityHeaders } from './common/security-headers';
 import { validationPipe } from './common/validation';
 import { ConfigError, loadSettings } from './config/load-settings';
@@ -38,9 +39,9 @@ function requestId(req: IncomingMessage): string {
 function tlsMaterial(settings: Settings) {
   if (!settings.tlsCertFile || !settings.tlsKeyFile) return undefined;
   return {
-    cert: readFileSync(settings.tlsCertFile),
-    key: readFileSync(settings.tlsKeyFile),
-    ca: settings.clientCaCert ? readFileSync(settings.clientCaCert) : undefined,
+    cert: readConfigFile(settings.tlsCertFile, 'TLS_CERT_FILE'),
+    key: readConfigFile(settings.tlsKeyFile, 'TLS_KEY_FILE'),
+    ca: settings.clientCaCert ? readConfigFile(settings.clientCaCert, 'CLIENT_CA_CERT') : undefined,
   };
 }
 

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { access, mkdir, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { access, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { concat, defer, finalize, from, map, mergeMap, Observable, of, ReplaySubject, share } from 'rxjs';
@@ -7,6 +7,7 @@ import { ChecksumMismatchError, DomainError, SourceError } from '../common/error
 import type { JobScope } from '../common/job-scope';
 import { Settings } from '../config/settings';
 import { fsyncPath } from '../common/fsync';
+import { preparePrivateDir } from '../common/private-dir';
 import { Decompressor, Wrapper } from '../convert/decompressor';
 import { detectFormat, readImageEnds } from '../convert/image-format';
 import { QemuImg } from '../convert/qemu-img';
@@ -98,8 +99,9 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
    * the index and the files are made to agree.
    */
   async onModuleInit(): Promise<void> {
-    await mkdir(this.storeDir, { recursive: true, mode: 0o700 });
-    await mkdir(this.tmpDir, { recursive: true, mode: 0o700 });
+    preparePrivateDir(dirname(this.storeDir), 'CACHE_DIR', true);
+    preparePrivateDir(this.storeDir, 'the cache store');
+    preparePrivateDir(this.tmpDir, 'the cache tmp directory');
     const partial = await readdir(this.tmpDir);
     await Promise.all(partial.map((name) => rm(join(this.tmpDir, name), { force: true, recursive: true })));
     if (partial.length > 0) {
