@@ -25,7 +25,7 @@ export interface RunOptions {
   background?: boolean;
   /**
    * An open descriptor the program inherits as its fd 3 (qemu-img writes a verified volume
-   * through /dev/fd/3 instead of reopening it by name).
+   * through /proc/self/fd/3 instead of reopening it by name).
    */
   fd3?: number;
 }

@@ -55,15 +55,16 @@ export interface ConvertOptions {
 }
 
 /**
- * Where qemu-img finds a target handed to it as its fd 3. Opening /dev/fd/3 (Linux: the
- * /proc/self/fd/3 magic link) reopens the very file that descriptor is open on, whatever its name
- * now points to: the daemon opens and verifies the volume (O_NOFOLLOW, fstat), and a symlink
- * swapped in after that cannot redirect the write. qemu-img 7.2 accepts it as a `-n -O raw`
- * target with `-t none` (O_DIRECT) and `-t writeback`, for files and block devices alike, and
- * still takes its own lock on the file. Converting into a fresh temporary name and renaming it
- * into place instead would not do: a reused volume must be written in place (same inode, same LV).
+ * Where qemu-img finds a target handed to it as its fd 3. Opening /proc/self/fd/3 (a magic link)
+ * reopens the very file that descriptor is open on, whatever its name now points to: the daemon
+ * opens and verifies the volume (O_NOFOLLOW, fstat), and a symlink swapped in after that cannot
+ * redirect the write. qemu-img 7.2 accepts it as a `-n -O raw` target with `-t none` (O_DIRECT)
+ * and `-t writeback`, for files and block devices alike, and still takes its own lock on the
+ * file. Not /dev/fd/3: that is a link udev or systemd makes, absent from a minimal /dev (the VM
+ * suite's guest has none). Converting into a fresh temporary name and renaming it into place
+ * would not do: a reused volume must be written in place (same inode, same LV).
  */
-export const INHERITED_TARGET = '/dev/fd/3';
+export const INHERITED_TARGET = '/proc/self/fd/3';
 
 /** Adapter over the qemu-img program. */
 @Injectable()

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 /**
  * Command lines of running processes whose argv contains `needle`, or that hold open the file
  * `needle` leads to (read from /proc, no ps). The second half matters because qemu-img writes a
- * volume through a descriptor it inherits (/dev/fd/3), so its argv no longer names the volume;
+ * volume through a descriptor it inherits (/proc/self/fd/3), so its argv no longer names the volume;
  * node processes (the daemon itself holds that descriptor while qemu-img runs) are left out, so
  * what is found is the writer.
  */
