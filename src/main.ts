@@ -1,8 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=1
-import { messageOf } from './common/errors';
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { resolve } from 'node:path';
@@ -16,10 +14,12 @@ import { AppModule } from './app.module';
 import { auditLine } from './auth/audit';
 import { AuthGuard } from './auth/auth.guard';
 import { AllExceptionsFilter, errorBody, toErrorBody } from './common/all-exceptions.filter';
+import { messageOf } from './common/errors';
 import { parseJsonBody } from './common/json-body';
 import { rootLogger } from './common/logging';
 import { NestPinoLogger } from './common/nest-pino-logger';
 import { logRequests } from './common/request-log';
+import { readConfigFile } from './common/config-file';
 import { securityHeaders } from './common/security-headers';
 import { validationPipe } from './common/validation';
 import { ConfigError, loadSettings } from './config/load-settings';
@@ -41,9 +41,9 @@ function requestId(req: IncomingMessage): string {
 function tlsMaterial(settings: Settings) {
   if (!settings.tls.certFile || !settings.tls.keyFile) return undefined;
   return {
-    cert: readFileSync(settings.tls.certFile),
-    key: readFileSync(settings.tls.keyFile),
-    ca: settings.tls.clientCaCert ? readFileSync(settings.tls.clientCaCert) : undefined,
+    cert: readConfigFile(settings.tls.certFile, 'TLS_CERT_FILE'),
+    key: readConfigFile(settings.tls.keyFile, 'TLS_KEY_FILE'),
+    ca: settings.tls.clientCaCert ? readConfigFile(settings.tls.clientCaCert, 'CLIENT_CA_CERT') : undefined,
   };
 }
 

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { readConfigFile } from '../common/config-file';
 
 /** One accepted token: its name (the principal) and the sha256 of its value. */
 export interface TokenEntry {
@@ -52,7 +53,13 @@ export function loadTokens(file: string): TokenEntry[] {
       `API_TOKENS_FILE ${file} has mode 0${mode.toString(8)}: it must not be readable by group or others; run chmod 600 ${file}`,
     );
   }
-  return parseTokens(readFileSync(file, 'utf8'), file);
+  let text: string;
+  try {
+    text = readConfigFile(file, 'API_TOKENS_FILE').toString('utf8');
+  } catch (error) {
+    throw new TokenFileError((error as Error).message);
+  }
+  return parseTokens(text, file);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { createHash, Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat, truncate } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { open, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -126,7 +126,10 @@ async function append(
       done(null, chunk);
     },
   });
-  await pipeline(body, meter, createWriteStream(path, { flags: start === 0 ? 'w' : 'a', mode: 0o600 }), {
+  // O_NOFOLLOW: the partial file is never reached through a link (tmp/ itself is checked at start).
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
+  const file = await open(path, flags | (start === 0 ? constants.O_TRUNC : constants.O_APPEND), 0o600);
+  await pipeline(body, meter, file.createWriteStream(), {
     signal,
   });
   return bytes;

@@ -1,5 +1,6 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { preparePrivateDir } from '../common/private-dir';
 import type { Logger } from '@nestjs/common';
 import type { CacheLayout } from './cache-layout';
 import type { CacheRepository } from './cache.repository';
@@ -43,8 +44,11 @@ export async function recoverStore(
   logger: Logger,
 ): Promise<string[]> {
   const { storeDir, tmpDir } = layout;
-  await mkdir(storeDir, { recursive: true, mode: 0o700 });
-  await mkdir(tmpDir, { recursive: true, mode: 0o700 });
+  // Real, private directories: start-up empties tmp/ and removes strays in sha256/, so a link
+  // there would delete the files of whatever directory it names.
+  preparePrivateDir(dirname(storeDir), 'CACHE_DIR', true);
+  preparePrivateDir(storeDir, 'the cache store');
+  preparePrivateDir(tmpDir, 'the cache tmp directory');
   const partial = await readdir(tmpDir);
   await Promise.all(partial.map((name) => rm(join(tmpDir, name), { force: true, recursive: true })));
   if (partial.length > 0) {

@@ -1,5 +1,5 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { preparePrivateDir } from './private-dir';
 import Database from 'better-sqlite3';
 
 export const DATABASE = Symbol('Database');
@@ -67,7 +67,8 @@ const MIGRATIONS: string[] = [
 
 export function openDatabase(path: string): Database.Database {
   const file = resolve(path);
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  // SQLite creates its -wal, -shm and -journal files beside the database: only we may write there.
+  preparePrivateDir(dirname(file), 'the directory of DB_PATH', true);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   // FULL: a job transition that was reported is on disk even after a power cut.

@@ -299,3 +299,21 @@ export class DatabaseUnavailableError extends DomainError {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * The path of a file volume is not a plain regular file in VOLUME_DIR: a symbolic link (even one
+ * pointing back into VOLUME_DIR, or nowhere), a directory, a fifo, a device, a socket, a file with
+ * other hard links, or a file swapped while the job opened it. Writing through it could put the
+ * image into a file outside VOLUME_DIR, so nothing is written.
+ */
+export class VolumeNotRegularFileError extends DomainError {
+  readonly code = 'volume_not_regular_file';
+  readonly status = 409;
+  constructor(volumeName: string, path: string, problem: string) {
+    super(
+      `volume ${volumeName} (${path}) is ${problem}; the file backend writes only regular files in ` +
+        'VOLUME_DIR and never follows a link: remove or rename it, or choose another volume_name',
+      { volume_name: volumeName, volume_path: path, problem },
+    );
+  }
+}

@@ -23,6 +23,11 @@ export interface RunOptions {
    * lowest best-effort I/O priority, so running jobs keep the cores and the disk.
    */
   background?: boolean;
+  /**
+   * An open descriptor the program inherits as its fd 3 (qemu-img writes a verified volume
+   * through /proc/self/fd/3 instead of reopening it by name).
+   */
+  fd3?: number;
 }
 
 export function run(file: string, args: readonly string[], options: RunOptions = {}) {
@@ -30,11 +35,16 @@ export function run(file: string, args: readonly string[], options: RunOptions =
     cancelSignal: options.signal,
     timeout: options.timeoutMs,
     forceKillAfterDelay: 2000,
-    stdin: 'ignore',
     env: { LC_ALL: 'C' },
     maxBuffer: 16 * 1024 * 1024,
     buffer: { stdout: !options.onStdout, stderr: true },
-    stdout: options.onStdout ? { transform: sinkInto(options.onStdout), binary: true } : 'pipe',
+    stdio: [
+      'ignore',
+      options.onStdout ? { transform: sinkInto(options.onStdout), binary: true } : 'pipe',
+      'pipe',
+      // execa's types list only 3-9, but any open descriptor number is handed on to spawn().
+      ...(options.fd3 === undefined ? [] : [options.fd3 as 3]),
+    ],
   } satisfies Options;
   // setpriv --pdeathsig: the kernel kills the program if the daemon dies (kill -9, OOM), so no
   // qemu-img goes on writing into a volume that the restarted daemon is about to remove.

@@ -50,7 +50,21 @@ export interface ConvertOptions {
   targetIsZero: boolean;
   /** Receives a promise that settles once qemu-img has exited, so a rollback can wait for it. */
   track?: (exited: Promise<unknown>) => void;
+  /** A descriptor already open on the verified target: qemu-img writes through it, not `target`. */
+  targetFd?: number;
 }
+
+/**
+ * Where qemu-img finds a target handed to it as its fd 3. Opening /proc/self/fd/3 (a magic link)
+ * reopens the very file that descriptor is open on, whatever its name now points to: the daemon
+ * opens and verifies the volume (O_NOFOLLOW, fstat), and a symlink swapped in after that cannot
+ * redirect the write. qemu-img 7.2 accepts it as a `-n -O raw` target with `-t none` (O_DIRECT)
+ * and `-t writeback`, for files and block devices alike, and still takes its own lock on the
+ * file. Not /dev/fd/3: that is a link udev or systemd makes, absent from a minimal /dev (the VM
+ * suite's guest has none). Converting into a fresh temporary name and renaming it into place
+ * would not do: a reused volume must be written in place (same inode, same LV).
+ */
+export const INHERITED_TARGET = '/proc/self/fd/3';
 
 /** Adapter over the qemu-img program. */
 @Injectable()
@@ -137,15 +151,17 @@ export class QemuImg {
   }
 
   /**
-   * Writes the image as raw data into an existing target (`-n`: never create or truncate it).
+   * Writes the image as raw data into an existing target (`-n`: never create or truncate it),
+   * through `options.targetFd` when given (`target` then only names it in messages).
    * Emits the percentage done; completes when qemu-img has exited successfully (the data is
    * flushed: -t none or writeback both end with an fdatasync). Unsubscribing kills qemu-img.
    */
   convert(source: string, target: string, options: ConvertOptions): Observable<number> {
     return new Observable<number>((subscriber) => {
       const abort = new AbortController();
-      const args = convertArgs(source, target, options);
-      const child = run('qemu-img', args, { signal: abort.signal });
+      const inherited = options.targetFd !== undefined;
+      const args = convertArgs(source, inherited ? INHERITED_TARGET : target, options);
+      const child = run('qemu-img', args, { signal: abort.signal, fd3: options.targetFd });
       options.track?.(child.catch(() => undefined));
       child.stdout?.setEncoding('utf8');
       child.stdout?.on('data', (chunk: string) => {

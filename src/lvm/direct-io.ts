@@ -1,5 +1,6 @@
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { NO_FOLLOW_WRITE } from './safe-open';
 
 /**
  * Whether a file can be opened with O_DIRECT (tmpfs and some network filesystems refuse with
@@ -8,7 +9,8 @@ import { open } from 'node:fs/promises';
  */
 export async function acceptsDirectIo(path: string): Promise<boolean> {
   try {
-    const handle = await open(path, constants.O_WRONLY | constants.O_DIRECT);
+    // Never through a link, never hanging on a fifo (safe-open.ts).
+    const handle = await open(path, NO_FOLLOW_WRITE | constants.O_DIRECT);
     await handle.close();
     return true;
   } catch (error) {

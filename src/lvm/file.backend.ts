@@ -1,13 +1,19 @@
 import { constants } from 'node:fs';
-import { mkdir, open, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { fsyncPath } from '../common/fsync';
+import { VolumeNotRegularFileError } from '../common/errors';
 import { Settings } from '../config/settings';
 import { acceptsDirectIo } from './direct-io';
 import { describeHolders, processesHolding } from './open-files';
+import { checkRegularFile, NO_FOLLOW_WRITE, openVerified, UnsafeFileError } from './safe-open';
 import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
 
-/** Volumes as sparse raw files VOLUME_DIR/<name>.raw — exactly what a libvirt `dir` pool holds. */
+/**
+ * Volumes as sparse raw files VOLUME_DIR/<name>.raw — exactly what a libvirt `dir` pool holds.
+ * Only a regular file is ever a volume: anything else at its path (a symlink, even a dangling one
+ * or one into VOLUME_DIR, a directory, a fifo, a device) is refused, and every write goes through
+ * a descriptor opened with O_NOFOLLOW and verified to be the file that was checked (safe-open.ts).
+ */
 export class FileBackend implements VolumeBackend {
   readonly kind = 'file';
   private readonly dir: string;
@@ -22,44 +28,72 @@ export class FileBackend implements VolumeBackend {
 
   async find(name: string): Promise<ExistingVolume | undefined> {
     const path = this.pathFor(name);
-    try {
-      const info = await stat(path);
-      // A running VM keeps its disk file open: it must not be rewritten under it.
-      return { name, path, sizeBytes: info.size, inUseBy: describeHolders(await processesHolding(path)) };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
+    const found = await this.safely(name, () => checkRegularFile(path));
+    if (!found) return undefined;
+    const { size, ...identity } = found;
+    // A running VM keeps its disk file open: it must not be rewritten under it.
+    return { name, path, sizeBytes: size, identity, inUseBy: describeHolders(await processesHolding(path)) };
   }
 
   async create(name: string, sizeBytes: number): Promise<WritableVolume> {
     await mkdir(this.dir, { recursive: true });
     const path = this.pathFor(name);
-    // O_EXCL: never take over a file that appeared after the job looked.
-    const handle = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o600);
+    let handle: FileHandle;
     try {
+      // O_EXCL: never take over a file that appeared after the job looked; with O_CREAT it also
+      // refuses a symlink there, dangling or not.
+      handle = await open(path, constants.O_CREAT | constants.O_EXCL | NO_FOLLOW_WRITE, 0o600);
+    } catch (error) {
+      // Say what is in the way when it is not a regular file (a plain file stays EEXIST).
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+        await this.safely(name, () => checkRegularFile(path));
+      throw error;
+    }
+    try {
+      const { dev, ino } = await handle.stat();
       await handle.truncate(sizeBytes);
       await handle.sync();
+      const identity = { dev, ino };
+      return { name, path, sizeBytes, identity, readsAsZeros: true, cacheMode: await cacheModeFor(path) };
     } finally {
       await handle.close();
     }
-    return { name, path, sizeBytes, readsAsZeros: true, cacheMode: await cacheModeFor(path) };
   }
 
   async reuse(volume: ExistingVolume): Promise<WritableVolume> {
     return { ...volume, readsAsZeros: false, cacheMode: await cacheModeFor(volume.path) };
   }
 
+  openTarget(volume: WritableVolume): Promise<FileHandle> {
+    return this.safely(volume.name, () => openVerified(volume.path, volume.identity));
+  }
+
   async clearTail(volume: WritableVolume, imageBytes: number): Promise<void> {
     if (volume.readsAsZeros || imageBytes >= volume.sizeBytes) return;
     // Cutting the file back and growing it again deallocates the old tail: it reads as zeros, sparse.
-    await truncate(volume.path, imageBytes);
-    await truncate(volume.path, volume.sizeBytes);
-    await fsyncPath(volume.path);
+    const handle = await this.openTarget(volume);
+    try {
+      await handle.truncate(imageBytes);
+      await handle.truncate(volume.sizeBytes);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
   }
 
   async remove(name: string): Promise<void> {
     await rm(this.pathFor(name), { force: true });
+  }
+
+  /** Runs a check or open, turning "not a regular file" into the 409 that names the volume. */
+  private async safely<T>(name: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof UnsafeFileError)
+        throw new VolumeNotRegularFileError(name, error.path, error.problem);
+      throw error;
+    }
   }
 }
 

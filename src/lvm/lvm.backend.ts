@@ -1,3 +1,4 @@
+import type { FileHandle } from 'node:fs/promises';
 import { Injectable, Logger } from '@nestjs/common';
 import {
   InsufficientSpaceError,
@@ -8,6 +9,7 @@ import {
 } from '../common/errors';
 import { Settings } from '../config/settings';
 import { BlockDevice } from './block-device';
+import { openLvDevice } from './lv-device';
 import { LvInfo, LvmCli } from './lvm-cli';
 import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
 
@@ -72,6 +74,10 @@ export class LvmBackend implements VolumeBackend {
 
   async reuse(volume: ExistingVolume): Promise<WritableVolume> {
     return { ...volume, readsAsZeros: false, cacheMode: 'none' };
+  }
+
+  openTarget(volume: WritableVolume): Promise<FileHandle> {
+    return openLvDevice(volume.path, this.vg, volume.name);
   }
 
   async clearTail(volume: WritableVolume, imageBytes: number): Promise<void> {

@@ -1,3 +1,7 @@
+import type { FileHandle } from 'node:fs/promises';
+import { Observable, type Subscription } from 'rxjs';
+import type { FileIdentity } from './safe-open';
+
 /** A volume as found on the host. */
 export interface ExistingVolume {
   name: string;
@@ -6,6 +10,8 @@ export interface ExistingVolume {
   sizeBytes: number;
   /** Set when something holds the volume open (a running VM): it must not be written. */
   inUseBy?: string;
+  /** File volumes: which file was checked, so that every later open can verify it is the same. */
+  identity?: FileIdentity;
 }
 
 /** What a backend knows about writing into a volume it returned. */
@@ -29,6 +35,11 @@ export interface VolumeBackend {
   create(name: string, sizeBytes: number): Promise<WritableVolume>;
   /** Prepares an existing volume for overwriting. */
   reuse(volume: ExistingVolume): Promise<WritableVolume>;
+  /**
+   * Opens the volume for qemu-img to write through, verified to be the volume (a regular file
+   * opened without following a link; the LV's own device-mapper device). The caller closes it.
+   */
+  openTarget(volume: WritableVolume): Promise<FileHandle>;
   /** Makes whatever lies beyond `imageBytes` read as zeros (the previous owner's data must not survive). */
   clearTail(volume: WritableVolume, imageBytes: number): Promise<void>;
   /** Removes a volume this daemon created; a missing volume is not an error. */
@@ -36,6 +47,39 @@ export interface VolumeBackend {
 }
 
 export const VOLUME_BACKEND = Symbol('VolumeBackend');
+
+/**
+ * Runs a writer (qemu-img) on a descriptor the backend opened and verified to be the volume, and
+ * closes it when the writer ends or is unsubscribed (also when that happens while it opens):
+ * nothing ever reopens the volume by name.
+ */
+export function throughTarget<T>(
+  volumes: VolumeBackend,
+  volume: WritableVolume,
+  write: (fd: number) => Observable<T>,
+): Observable<T> {
+  return new Observable<T>((subscriber) => {
+    let ended = false;
+    let target: FileHandle | undefined;
+    let writing: Subscription | undefined;
+    // The writer has its own copy of the descriptor and has flushed (or been killed) by now:
+    // a failing close of ours loses nothing.
+    const close = (handle: FileHandle) => void handle.close().catch(() => undefined);
+    volumes.openTarget(volume).then(
+      (handle) => {
+        if (ended) return close(handle);
+        target = handle;
+        writing = write(handle.fd).subscribe(subscriber);
+      },
+      (error: unknown) => subscriber.error(error),
+    );
+    return () => {
+      ended = true;
+      writing?.unsubscribe();
+      if (target) close(target);
+    };
+  });
+}
 
 /** The original service's rule: an existing volume within ±5 % of the requested size is reused. */
 export function isReusableSize(existingBytes: number, requestedBytes: number): boolean {

@@ -29,6 +29,11 @@ export interface Stall {
 export class ImageServer {
   readonly requests: ServedRequest[] = [];
   bytesPerSecond = 0;
+  /**
+   * Paths whose body waits for the promise (the headers go out at once): a download that has
+   * started and cannot finish until the test lets it, so the test can act while a job waits.
+   */
+  readonly holds = new Map<string, Promise<void>>();
   /** Paths answered with a 302 to another URL. */
   readonly redirects = new Map<string, string>();
   /** Paths whose GETs stall (see stall()). */
@@ -124,6 +129,11 @@ export class ImageServer {
     if (req.method === 'HEAD') {
       res.end();
       return;
+    }
+    const hold = this.holds.get(path);
+    if (hold) {
+      res.flushHeaders();
+      await hold;
     }
     const body = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
     try {

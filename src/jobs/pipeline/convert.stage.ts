@@ -2,16 +2,18 @@ import { dirname } from 'node:path';
 import { catchError, concat, defer, map, of } from 'rxjs';
 import { NoSpaceError } from '../../common/errors';
 import { skipsZeroWrites, type ConvertOptions, type QemuImg } from '../../convert/qemu-img';
+import { throughTarget, type VolumeBackend } from '../../lvm/volume-backend';
 import { jobLog, type JobEvent } from '../job-event';
 import { throughput } from '../job-log';
 import { need, type PipelineStage } from './job-context';
 
 export interface ConvertDeps {
   qemuImg: QemuImg;
+  volumes: VolumeBackend;
 }
 
 /** converting: qemu-img writes the image as raw data into the volume; its -p output is the progress. */
-export function makeConvertStage({ qemuImg }: ConvertDeps): PipelineStage {
+export function makeConvertStage({ qemuImg, volumes }: ConvertDeps): PipelineStage {
   return (ctx) =>
     defer(() => {
       const { info, format, readPath } = need(ctx.inspected);
@@ -28,7 +30,10 @@ export function makeConvertStage({ qemuImg }: ConvertDeps): PipelineStage {
         of<JobEvent>({ type: 'stage', stage: 'converting' }),
         defer(() => {
           started = Date.now();
-          return qemuImg.convert(readPath, volume.path, options);
+          // qemu-img writes through the descriptor the backend opened and verified (never by name).
+          return throughTarget(volumes, volume, (targetFd) =>
+            qemuImg.convert(readPath, volume.path, { ...options, targetFd }),
+          );
         }).pipe(
           catchError((error: Error) => {
             if (/No space left on device/i.test(error.message)) {

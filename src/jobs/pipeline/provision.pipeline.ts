@@ -42,7 +42,7 @@ export class ProvisionPipeline {
     this.fetch = makeFetchStage({ store }); //                   checking_cache, downloading
     this.inspect = makeInspectStage({ qemuImg, inspect: settings.inspect }); //   inspecting
     this.prepareVolume = makeVolumeStage({ volumes }); //        creating_volume
-    this.write = makeConvertStage({ qemuImg }); //               converting
+    this.write = makeConvertStage({ qemuImg, volumes }); //               converting
     this.finalize = makeFinalizeStage({ volumes, virsh }); //    finalizing
   }
 

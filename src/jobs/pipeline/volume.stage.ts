@@ -1,4 +1,4 @@
-import { ImageRejectedError } from '../../common/errors';
+import { ImageRejectedError, VolumeNotRegularFileError } from '../../common/errors';
 import { GIB, type VolumeBackend, type WritableVolume } from '../../lvm/volume-backend';
 import { findReusable } from '../../lvm/volume-reuse';
 import { jobLog } from '../job-event';
@@ -37,7 +37,10 @@ export function makeVolumeStage({ volumes }: VolumeDeps): PipelineStage {
         ctx.volume = await volumes.create(name, requested);
         emit(jobLog('volume created', describe(ctx.volume)));
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') {
+        if (
+          (error as NodeJS.ErrnoException).code === 'EEXIST' ||
+          error instanceof VolumeNotRegularFileError
+        ) {
           // Someone else made it meanwhile: it is not ours to remove.
           ctx.createdVolume = false;
           emit({ type: 'fact', facts: { createdVolume: false } });
