@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { readConfigFile } from '../common/config-file';
@@ -46,7 +47,7 @@ export function loadTokens(file: string): TokenEntry[] {
   try {
     mode = statSync(file).mode & 0o777;
   } catch (error) {
-    throw new TokenFileError(`API_TOKENS_FILE ${file} cannot be read: ${(error as Error).message}`);
+    throw new TokenFileError(`API_TOKENS_FILE ${file} cannot be read: ${messageOf(error)}`);
   }
   if ((mode & 0o077) !== 0) {
     throw new TokenFileError(
@@ -57,7 +58,7 @@ export function loadTokens(file: string): TokenEntry[] {
   try {
     text = readConfigFile(file, 'API_TOKENS_FILE').toString('utf8');
   } catch (error) {
-    throw new TokenFileError((error as Error).message);
+    throw new TokenFileError(messageOf(error));
   }
   return parseTokens(text, file);
 }

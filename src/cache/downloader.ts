@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { NoSpaceError, SourceError } from '../common/errors';
+import { NoSpaceError, SourceError, messageOf } from '../common/errors';
 import type { ImageRef, ImageSource } from '../storage/image-source';
 
 export interface DownloadOptions {
@@ -94,11 +94,7 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
       const retryable = error instanceof SourceError ? error.retryable : isStreamBreak(error);
       lastError =
         retryable && !(error instanceof SourceError)
-          ? new SourceError(
-              `transfer of ${ref.url} broke off: ${(error as Error).message}`,
-              { url: ref.url },
-              true,
-            )
+          ? new SourceError(`transfer of ${ref.url} broke off: ${messageOf(error)}`, { url: ref.url }, true)
           : (error as Error);
       if (!retryable) throw lastError;
     }
@@ -154,7 +150,7 @@ function isStreamBreak(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code ?? '';
   return (
     ['ECONNRESET', 'ERR_STREAM_PREMATURE_CLOSE', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED'].includes(code) ||
-    /aborted|socket hang up|premature close/i.test((error as Error).message ?? '')
+    /aborted|socket hang up|premature close/i.test(messageOf(error))
   );
 }
 

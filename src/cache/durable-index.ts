@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import { rm } from 'node:fs/promises';
 import type { Logger } from '@nestjs/common';
 import { fsyncPath } from '../common/fsync';
@@ -102,7 +103,7 @@ export class DurableIndex {
         // Not durable, not indexed: the file is of no use to later jobs.
         logger.warn({
           sha256,
-          error: (error as Error).message,
+          error: messageOf(error),
           msg: 'could not keep the download in the cache',
         });
         await rm(pathOf(sha256), { force: true });

@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import { rename, rm, stat, statfs } from 'node:fs/promises';
 import type { Logger } from '@nestjs/common';
 import { fsyncPath } from '../common/fsync';
@@ -190,7 +191,7 @@ export class ExpandedCopies {
       if (!signal.aborted) {
         logger.warn({
           sha256,
-          error: (error as Error).message,
+          error: messageOf(error),
           msg: 'could not make the expanded copy of a compressed qcow2 (is CACHE_DIR full?); jobs read the compressed image, and the next one tries again',
         });
       }

@@ -238,10 +238,8 @@ export class StorageMissingError extends JobFailure {
 
 /** A name that exists in the volume group but is not a volume a VM can use (a thin pool, say). */
 export class VolumeUnusableError extends JobFailure {
-  constructor(where: string, what: string) {
-    super('volume_unusable', `${where} is ${what}, not a volume; choose another volume_name`, {
-      volume: where,
-    });
+  constructor(where: string, message: string) {
+    super('volume_unusable', message, { volume: where });
   }
 }
 
@@ -265,6 +263,20 @@ export class VolumeMissingError extends JobFailure {
         volume: where,
       },
     );
+  }
+}
+
+/** A running job the daemon stopped for: it had not finished within SHUTDOWN_GRACE. */
+export class ShutdownCancelError extends JobFailure {
+  constructor(graceSeconds: number) {
+    super('shutdown', `cancelled by daemon shutdown: not finished within SHUTDOWN_GRACE=${graceSeconds} s`);
+  }
+}
+
+/** A job ended, and removing what it created failed too: the operator has to look at what is left. */
+export class RollbackFailedError extends JobFailure {
+  constructor(reason: string, cleanupProblem: string) {
+    super('rollback_failed', `${reason}; cleaning up failed too: ${cleanupProblem}`);
   }
 }
 

@@ -1,4 +1,4 @@
-import { MalformedBodyError } from './errors';
+import { MalformedBodyError, messageOf } from './errors';
 
 /**
  * Reads a request body sent as application/json. Keys that could change an object's prototype
@@ -13,7 +13,7 @@ export function parseJsonBody(text: string): unknown {
   try {
     value = JSON.parse(text);
   } catch (error) {
-    throw new MalformedBodyError(`the body is not valid JSON: ${(error as Error).message}`);
+    throw new MalformedBodyError(`the body is not valid JSON: ${messageOf(error)}`);
   }
   const refused = pollutingKey(value);
   if (refused) {

@@ -1,6 +1,12 @@
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
 import { Observable, Subject, Subscription } from 'rxjs';
-import { JobCancelledError, JobFailure, JobInterruptedError, JobTimeoutError } from '../common/errors';
+import {
+  JobCancelledError,
+  JobInterruptedError,
+  JobTimeoutError,
+  RollbackFailedError,
+  ShutdownCancelError,
+} from '../common/errors';
 import { Settings } from '../config/settings';
 import type { JobEvent } from './job-event';
 import { jobEndedLog, jobLogFields, seconds } from './job-log';
@@ -124,14 +130,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       if ((await Promise.race([finished, graceOver])) === 'grace-over') {
         await Promise.allSettled(
           [...this.running.values()].map((entry) =>
-            this.stop(
-              entry,
-              'cancelled',
-              new JobFailure(
-                'shutdown',
-                `cancelled by daemon shutdown: not finished within SHUTDOWN_GRACE=${this.settings.jobs.shutdownGraceSeconds} s`,
-              ),
-            ),
+            this.stop(entry, 'cancelled', new ShutdownCancelError(this.settings.jobs.shutdownGraceSeconds)),
           ),
         );
       }
@@ -264,9 +263,9 @@ export class JobRunner implements BeforeApplicationShutdown {
     } catch (cleanupError) {
       outcome = 'failed';
       cleanedUp = false;
-      error = new JobFailure(
-        'rollback_failed',
-        `${describeError(reason) ?? 'job ended'}; cleaning up failed too: ${describeError(cleanupError)}`,
+      error = new RollbackFailedError(
+        describeError(reason) ?? 'job ended',
+        String(describeError(cleanupError)),
       );
     }
     let ended = endedJob(entry.job, outcome, error, new Date().toISOString());

@@ -1,3 +1,4 @@
+import { messageOf } from '../common/errors';
 import type { Logger } from '@nestjs/common';
 import { jobLogFields } from './job-log';
 import type { Job } from './job.model';
@@ -34,7 +35,7 @@ export class JobStateWriter {
       if (!this.pending.has(job.id)) {
         this.logger.error({
           ...jobLogFields(job),
-          error: (error as Error).message,
+          error: messageOf(error),
           msg: 'cannot write job state; keeping it in memory and retrying',
         });
       }

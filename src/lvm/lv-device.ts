@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
-import { JobFailure } from '../common/errors';
+import { VolumeUnusableError } from '../common/errors';
 
 /**
  * device-mapper's name for an LV: `<vg>-<lv>`, with each '-' inside either name doubled so the
@@ -34,11 +34,10 @@ export async function openLvDevice(path: string, vg: string, lv: string, sys = '
       ? (await readFile(`${sys}/dev/block/${majorMinor(stats.rdev)}/dm/name`, 'utf8').catch(() => '')).trim()
       : '';
     if (name !== expected) {
-      throw new JobFailure(
-        'volume_unusable',
-        `${path} does not lead to the device of LV ${vg}/${lv} (device-mapper name ${JSON.stringify(name)}, ` +
-          `expected ${JSON.stringify(expected)}); nothing was written: check the link with ls -l ${path}`,
-        { volume_path: path },
+      throw new VolumeUnusableError(
+        path,
+        `${path} does not lead to the device of LV ${vg}/${lv} (device-mapper name ${JSON.stringify(name)}, expected ` +
+          `${JSON.stringify(expected)}); nothing was written: check the link with ls -l ${path}`,
       );
     }
     return handle;

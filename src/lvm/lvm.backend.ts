@@ -53,7 +53,10 @@ export class LvmBackend implements VolumeBackend {
     const lv = (await this.lvm.lvs(this.vg)).find((l) => l.name === name);
     if (!lv) return undefined;
     if (lv.attr[0] === 't' || lv.attr[0] === 'T') {
-      throw new VolumeUnusableError(`${this.vg}/${name}`, 'a thin pool');
+      throw new VolumeUnusableError(
+        `${this.vg}/${name}`,
+        `${this.vg}/${name} is a thin pool, not a volume; choose another volume_name`,
+      );
     }
     return {
       name,
