@@ -1,11 +1,11 @@
 import { lastValueFrom } from 'rxjs';
 import { Settings } from '../src/config/settings';
 import { QemuImg } from '../src/convert/qemu-img';
-import { BlockDevice } from '../src/lvm/block-device';
-import type { LvInfo, LvmCli, VgInfo } from '../src/lvm/lvm-cli';
-import { LvmBackend, OWNER_TAG } from '../src/lvm/lvm.backend';
-import { LvmThinBackend } from '../src/lvm/lvm-thin.backend';
-import type { WritableVolume } from '../src/lvm/volume-backend';
+import { BlockDevice } from '../src/volumes/block-device';
+import type { LvInfo, LvmCli, VgInfo } from '../src/volumes/lvm-cli';
+import { LvmBackend, OWNER_TAG } from '../src/volumes/lvm.backend';
+import { LvmThinBackend } from '../src/volumes/lvm-thin.backend';
+import type { WritableVolume } from '../src/volumes/volume-backend';
 
 /**
  * The daemon's block-device write path, driven directly. This kernel has no device-mapper, so

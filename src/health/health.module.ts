@@ -3,7 +3,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { CacheModule } from '../cache/cache.module';
 import { JobsModule } from '../jobs/jobs.module';
 import { ConvertModule } from '../convert/convert.module';
-import { LvmModule } from '../lvm/lvm.module';
+import { VolumesModule } from '../volumes/volumes.module';
 import { StorageModule } from '../storage/storage.module';
 import { DatabaseIndicator } from './database.indicator';
 import { HealthController } from './health.controller';
@@ -20,7 +20,7 @@ import { StorageIndicators } from './storage.indicators';
     ConvertModule,
     JobsModule,
     CacheModule,
-    LvmModule,
+    VolumesModule,
     StorageModule,
   ],
   controllers: [HealthController],

@@ -5,7 +5,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { ImageCache } from '../cache/image-cache.service';
 import { Settings } from '../config/settings';
-import { VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
+import { VOLUME_BACKEND, type VolumeBackend } from '../volumes/volume-backend';
 import { checkDirectory, DirectoryProblem } from './directory.probe';
 
 /** Written and removed at once in CACHE_DIR/tmp, which start-up sweeps should a crash leave it. */

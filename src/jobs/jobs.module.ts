@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { CacheModule } from '../cache/cache.module';
 import { ConvertModule } from '../convert/convert.module';
-import { LvmModule } from '../lvm/lvm.module';
+import { VolumesModule } from '../volumes/volumes.module';
 import { StorageModule } from '../storage/storage.module';
 import { JobEventsController } from './job-events.controller';
 import { JobRepository } from './job.repository';
@@ -13,7 +13,7 @@ import { PrefetchController } from './prefetch.controller';
 import { ProvisionPipeline } from './pipeline/provision.pipeline';
 
 @Module({
-  imports: [StorageModule, CacheModule, ConvertModule, LvmModule],
+  imports: [StorageModule, CacheModule, ConvertModule, VolumesModule],
   controllers: [JobsController, JobEventsController, PrefetchController],
   providers: [JobRepository, JobRunner, JobRecovery, JobsService, ProvisionPipeline],
   exports: [JobsService, JobRunner],

@@ -10,8 +10,8 @@ import {
   VolumeBusyError,
 } from '../common/errors';
 import { Settings } from '../config/settings';
-import { GIB, VOLUME_BACKEND, type VolumeBackend } from '../lvm/volume-backend';
-import { findReusable } from '../lvm/volume-reuse';
+import { GIB, VOLUME_BACKEND, type VolumeBackend } from '../volumes/volume-backend';
+import { findReusable } from '../volumes/volume-reuse';
 import { JobQuery, JobRepository } from './job.repository';
 import { jobLogFields, requestForLog } from './job-log';
 import { JobRunner } from './job-runner';

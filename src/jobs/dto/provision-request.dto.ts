@@ -12,7 +12,7 @@ import {
   ValidationOptions,
 } from 'class-validator';
 import { IMAGE_TYPES } from '../../convert/image-format';
-import { volumeNameProblem } from '../../lvm/volume-name';
+import { volumeNameProblem } from '../../volumes/volume-name';
 import { imageUrlProblem } from '../../storage/image-url';
 import type { PrefetchRequest, ProvisionRequest } from '../job.model';
 

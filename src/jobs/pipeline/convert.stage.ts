@@ -2,7 +2,7 @@ import { dirname } from 'node:path';
 import { catchError, concat, defer, map, of } from 'rxjs';
 import { NoSpaceError } from '../../common/errors';
 import { skipsZeroWrites, type ConvertOptions, type QemuImg } from '../../convert/qemu-img';
-import { throughTarget, type VolumeBackend } from '../../lvm/volume-backend';
+import { throughTarget, type VolumeBackend } from '../../volumes/volume-backend';
 import { jobLog, type JobEvent } from '../job-event';
 import { throughput } from '../job-log';
 import { need, type PipelineStage } from './job-context';

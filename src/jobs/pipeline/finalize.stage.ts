@@ -1,5 +1,5 @@
-import type { Virsh } from '../../lvm/virsh';
-import type { VolumeBackend } from '../../lvm/volume-backend';
+import type { Virsh } from '../../volumes/virsh';
+import type { VolumeBackend } from '../../volumes/volume-backend';
 import { jobLog } from '../job-event';
 import { asyncStage, need, type PipelineStage } from './job-context';
 

@@ -5,7 +5,7 @@ import { detectFormat, readImageEnds } from '../../convert/image-format';
 import { parseQcow2Header, parseVmdkDescriptor, vmdkDescriptorText } from '../../convert/image-header';
 import { checkHeader, checkInfo, ImageFacts, Refusal } from '../../convert/image-policy';
 import type { InspectLimits, QemuImg } from '../../convert/qemu-img';
-import { GIB } from '../../lvm/volume-backend';
+import { GIB } from '../../volumes/volume-backend';
 import { jobLog } from '../job-event';
 import { asyncStage, need, type Fetched, type JobContext, type PipelineStage } from './job-context';
 

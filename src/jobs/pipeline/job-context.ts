@@ -3,7 +3,7 @@ import type { ExpectedChecksum, LocalImage } from '../../cache/image-store';
 import type { JobScope } from '../../common/job-scope';
 import type { Wrapper } from '../../convert/decompressor';
 import type { ImageInfo } from '../../convert/qemu-img';
-import type { WritableVolume } from '../../lvm/volume-backend';
+import type { WritableVolume } from '../../volumes/volume-backend';
 import type { ImageRef } from '../../storage/image-source';
 import type { JobEvent } from '../job-event';
 import type { JobRequest, ProvisionRequest } from '../job.model';

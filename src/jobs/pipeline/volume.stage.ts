@@ -1,6 +1,6 @@
 import { ImageRejectedError, VolumeNotRegularFileError } from '../../common/errors';
-import { GIB, type VolumeBackend, type WritableVolume } from '../../lvm/volume-backend';
-import { findReusable } from '../../lvm/volume-reuse';
+import { GIB, type VolumeBackend, type WritableVolume } from '../../volumes/volume-backend';
+import { findReusable } from '../../volumes/volume-reuse';
 import { jobLog } from '../job-event';
 import { asyncStage, need, type PipelineStage } from './job-context';
 

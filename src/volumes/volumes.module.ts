@@ -37,4 +37,4 @@ import { VOLUME_BACKEND } from './volume-backend';
   ],
   exports: [VOLUME_BACKEND, Virsh],
 })
-export class LvmModule {}
+export class VolumesModule {}
