@@ -287,16 +287,11 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
       this.limits,
       (sha256) => this.readersOf(sha256) > 0,
     );
-    for (const victim of victims) {
-      this.repository.remove(victim.sha256);
-      await this.removeFiles(victim.sha256);
+    for (const { sha256, size, lastUsedAt } of victims) {
+      this.repository.remove(sha256);
+      await this.removeFiles(sha256);
       this.counters.evictions++;
-      this.logger.log({
-        sha256: victim.sha256,
-        size: victim.size,
-        last_used_at: victim.lastUsedAt,
-        msg: 'cache eviction',
-      });
+      this.logger.log({ sha256, size, last_used_at: lastUsedAt, msg: 'cache eviction' });
     }
   }
 }
