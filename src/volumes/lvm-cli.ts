@@ -48,33 +48,16 @@ export class LvmCli {
   }
 
   async createThick(vg: string, name: string, sizeBytes: number, tag: string): Promise<void> {
-    await this.exec('lvcreate', [
-      '--yes',
-      '--wipesignatures',
-      'y',
-      '--addtag',
-      tag,
-      '-L',
-      `${sizeBytes}b`,
-      '-n',
-      name,
-      vg,
-    ]);
+    await this.exec('lvcreate', [...lvcreateArgs(name, tag), '-L', `${sizeBytes}b`, vg]);
   }
 
   async createThin(vg: string, pool: string, name: string, sizeBytes: number, tag: string): Promise<void> {
     await this.exec('lvcreate', [
-      '--yes',
-      '--wipesignatures',
-      'y',
-      '--addtag',
-      tag,
+      ...lvcreateArgs(name, tag),
       '-V',
       `${sizeBytes}b`,
       '--thinpool',
       `${vg}/${pool}`,
-      '-n',
-      name,
     ]);
   }
 
@@ -111,4 +94,13 @@ export class LvmCli {
     const parsed = JSON.parse(stdout) as { report: Record<string, Record<string, string>[]>[] };
     return parsed.report.flatMap((part) => part[section] ?? []);
   }
+}
+
+/**
+ * What every lvcreate of ours says: no questions (`--yes`, we run without a terminal), old
+ * filesystem or RAID signatures on the new extents wiped (`--wipesignatures y`: udev would
+ * otherwise see a stale filesystem on a fresh volume), and our tag, which is what lets us remove it later.
+ */
+export function lvcreateArgs(name: string, tag: string): string[] {
+  return ['--yes', '--wipesignatures', 'y', '--addtag', tag, '-n', name];
 }
