@@ -48,6 +48,13 @@ describe('AddressPolicy: addresses an http(s) image URL may not reach', () => {
       'http://[::ffff:169.254.169.254]/',
       /a link-local address/,
     ],
+    ['[::ffff:0.0.0.0], IPv4-mapped unspecified', 'http://[::ffff:0.0.0.0]/', /an unspecified address/],
+    [
+      '[::ffff:100.100.100.200], IPv4-mapped metadata',
+      'http://[::ffff:100.100.100.200]/',
+      /a cloud metadata address/,
+    ],
+    ['[::ffff:7f00:1], IPv4-mapped loopback in hex', 'http://[::ffff:7f00:1]/', /a loopback address/],
     ['an https URL with a port', 'https://127.0.0.1:8443/disk.img', /a loopback address/],
   ];
   for (const [what, url, message] of refused) {

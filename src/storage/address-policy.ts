@@ -4,7 +4,11 @@ import { Injectable } from '@nestjs/common';
 import { SourceError } from '../common/errors';
 import { Settings } from '../config/settings';
 
-/** Addresses an image URL may not reach unless IMAGE_ALLOW_ADDRESSES says so. */
+/**
+ * Addresses an image URL may not reach unless IMAGE_ALLOW_ADDRESSES says so. The IPv4 ranges
+ * also cover their IPv4-mapped IPv6 forms (::ffff:a.b.c.d): a connection to one reaches the IPv4
+ * address, and node's BlockList matches an IPv4 subnet against them.
+ */
 const FORBIDDEN: [string, number, 'ipv4' | 'ipv6', string][] = [
   ['127.0.0.0', 8, 'ipv4', 'a loopback address'],
   ['0.0.0.0', 8, 'ipv4', 'an unspecified address'],
@@ -14,8 +18,6 @@ const FORBIDDEN: [string, number, 'ipv4' | 'ipv6', string][] = [
   ['::', 128, 'ipv6', 'an unspecified address'],
   ['fe80::', 10, 'ipv6', 'a link-local address'],
   ['fd00:ec2::254', 128, 'ipv6', 'a cloud metadata address'],
-  ['::ffff:127.0.0.0', 104, 'ipv6', 'a loopback address'],
-  ['::ffff:169.254.0.0', 112, 'ipv6', 'a link-local address'],
 ];
 
 export interface VettedAddress {
@@ -78,8 +80,9 @@ export class AddressPolicy {
   private addressProblem(address: string): string | undefined {
     const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     if (this.allowed.check(address, family)) return undefined;
+    // Every rule for every family: an IPv4 rule skipped for IPv6 addresses let ::ffff:0.0.0.0
+    // (the host itself) and ::ffff:100.100.100.200 through. IPv6 rules never match IPv4.
     for (const [network, bits, fam, what] of FORBIDDEN) {
-      if (fam !== family) continue;
       const block = new BlockList();
       block.addSubnet(network, bits, fam);
       if (block.check(address, family)) {

@@ -371,6 +371,8 @@ describe('image URLs cannot be turned against the host (SSRF)', () => {
     ['a loopback address', 'http://127.0.0.1/x.qcow2'],
     ['the metadata address', 'http://169.254.169.254/latest/meta-data/'],
     ['an IPv6 loopback', 'http://[::1]/x.qcow2'],
+    // Connecting to ::ffff:0.0.0.0 reaches the host's own 127.0.0.1 services on Linux.
+    ['the IPv4-mapped unspecified address', 'http://[::ffff:0.0.0.0]/x.qcow2'],
   ]) {
     it(`refuses ${what} at submit (400)`, async () => {
       const response = await submit(url, 'vm-ssrf');
