@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import {
-  copyFileSync,
   existsSync,
   linkSync,
   lstatSync,
@@ -13,16 +12,14 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { Daemon } from '../harness/daemon';
-import { ImageServer } from '../harness/image-server';
+import { before, describe, it } from 'node:test';
+import { httpBed } from '../harness/http-bed';
 import { waitFor } from '../harness/wait';
-import { makeWorkdir } from '../harness/workdir';
 import { smallQcow2 } from '../fixtures/images';
 
 const GIB = 1024 ** 3;
 /** The stable code of an error body (beside an HTTP-status `code` once the wire contract has one). */
-const codeOf = (body: { code?: unknown; error_code?: string }) => body.error_code ?? body.code;
+const codeOf = (body: { error_code?: string }) => body.error_code;
 
 /**
  * The file backend never follows a link: VOLUME_DIR/<name>.raw must be a regular file (or absent).
@@ -30,30 +27,16 @@ const codeOf = (body: { code?: unknown; error_code?: string }) => body.error_cod
  * link would overwrite, and shows the 409 and that file byte-identical afterwards.
  */
 describe('file volume paths that are not regular files are refused, and nothing is written', () => {
-  const work = makeWorkdir('volume-paths');
-  const images = join(work.dir, 'www');
-  const volumes = join(work.dir, 'var/volumes');
+  const bed = httpBed('volume-paths', { 'small.qcow2': smallQcow2, 'held.qcow2': smallQcow2 });
+  const { work, volumes } = bed;
   const outsideDir = join(work.dir, 'elsewhere');
   const outside = join(outsideDir, 'precious.img');
   const precious = Buffer.from('bytes that must survive every refused job\n');
-  let server: ImageServer;
-  let daemon: Daemon;
 
-  before(async () => {
-    mkdirSync(images);
+  before(() => {
     mkdirSync(volumes, { recursive: true });
     mkdirSync(outsideDir);
-    copyFileSync(smallQcow2(), join(images, 'small.qcow2'));
-    copyFileSync(smallQcow2(), join(images, 'held.qcow2'));
     makePrecious(reference);
-    server = await new ImageServer(images).start();
-    daemon = await new Daemon({ dir: work.dir }).start();
-  });
-
-  after(async () => {
-    await daemon?.stop();
-    await server?.stop();
-    work.cleanup();
   });
 
   /** A 1 GiB sparse file: the requested size, so a followed link would have been "reused". */
@@ -78,8 +61,8 @@ describe('file volume paths that are not regular files are refused, and nothing 
   const plantOutside = () => makePrecious(outside);
   const outsideUntouched = () => assertPrecious(outside);
   const provision = (name: string, image = 'small.qcow2') =>
-    daemon.provision({
-      image_url: `${server.url}/${image}`,
+    bed.daemon.provision({
+      image_url: `${bed.server.url}/${image}`,
       volume_name: name,
       volume_size_gb: 1,
       image_type: 'qcow2',
@@ -147,7 +130,7 @@ describe('file volume paths that are not regular files are refused, and nothing 
     for (const name of ['vm-plain', 'vm-new']) {
       const submitted = await provision(name);
       assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
-      const final = await daemon.waitFinal(submitted.body.job_id);
+      const final = await bed.daemon.waitFinal(submitted.body.job_id);
       assert.equal(final.status, 'completed', final.error);
       assert.equal(final.volume_reused, name === 'vm-plain');
       assert.equal(lstatSync(join(volumes, `${name}.raw`)).isFile(), true);
@@ -161,26 +144,26 @@ describe('file volume paths that are not regular files are refused, and nothing 
     truncateSync(path, GIB);
     // The image's body is held back: the job sits in `downloading` until the swap is done.
     let release!: () => void;
-    server.holds.set('/held.qcow2', new Promise<void>((resolve) => (release = resolve)));
+    bed.server.holds.set('/held.qcow2', new Promise<void>((resolve) => (release = resolve)));
     try {
       const submitted = await provision('vm-swap', 'held.qcow2');
       assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
       const id = submitted.body.job_id as string;
       await waitFor('the job to be downloading the held image', async () => {
-        const { body } = await daemon.status(id);
-        return server.countOf('GET', '/held.qcow2') > 0 && body.progress?.stage === 'downloading';
+        const { body } = await bed.daemon.status(id);
+        return bed.server.countOf('GET', '/held.qcow2') > 0 && body.progress?.stage === 'downloading';
       });
       rmSync(path);
       symlinkSync(outside, path);
       release();
-      const final = await daemon.waitFinal(id);
+      const final = await bed.daemon.waitFinal(id);
       assert.equal(final.status, 'failed');
       assert.equal(final.error_code, 'volume_not_regular_file');
       assert.match(final.error, /symbolic link \(to ".*precious\.img"\)/);
       assert.equal(final.volume_reused, false);
     } finally {
       release?.();
-      server.holds.delete('/held.qcow2');
+      bed.server.holds.delete('/held.qcow2');
     }
     outsideUntouched();
     // Not this job's volume: rollback leaves the link where it is.

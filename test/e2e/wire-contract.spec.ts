@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { Daemon, type JsonResponse } from '../harness/daemon';
-import { ImageServer } from '../harness/image-server';
+import { describe, it } from 'node:test';
+import type { JsonResponse } from '../harness/daemon';
+import { httpBed } from '../harness/http-bed';
 import { validate, type Schema } from '../harness/json-schema';
 import { repoRoot } from '../harness/repo';
 import { waitFor } from '../harness/wait';
-import { makeWorkdir } from '../harness/workdir';
 import { smallQcow2, uniqueQcow2 } from '../fixtures/images';
 
 /*
@@ -140,52 +139,38 @@ describe("the original service's response schemas (its api.yaml)", () => {
 });
 
 describe('our answers against those schemas', () => {
-  const work = makeWorkdir('wire');
-  const www = join(work.dir, 'www');
-  let server: ImageServer;
-  let daemon: Daemon;
+  const bed = httpBed('wire', {
+    'small.qcow2': smallQcow2,
+    'slow.qcow2': (dir) => uniqueQcow2(dir, 'slow', 16),
+  });
   const jobs: Record<'completed' | 'failed' | 'cancelled', string> = {
     completed: '',
     failed: '',
     cancelled: '',
   };
   const request = (volume: string, more: Record<string, unknown> = {}) => ({
-    image_url: `${server.url}/small.qcow2`,
+    image_url: `${bed.server.url}/small.qcow2`,
     volume_name: volume,
     volume_size_gb: 1,
     image_type: 'qcow2',
     ...more,
   });
 
-  before(async () => {
-    mkdirSync(www);
-    copyFileSync(smallQcow2(), join(www, 'small.qcow2'));
-    copyFileSync(uniqueQcow2(work.dir, 'slow', 16), join(www, 'slow.qcow2'));
-    server = await new ImageServer(www).start();
-    daemon = await new Daemon({ dir: work.dir }).start();
-  });
-
-  after(async () => {
-    await daemon?.stop();
-    await server?.stop();
-    work.cleanup();
-  });
-
   it('provision answers a ProvisionResponse; status a StatusResponse whose correlation_id is the job id', async () => {
-    const accepted = await daemon.provision(request('vm-wire-1'));
+    const accepted = await bed.daemon.provision(request('vm-wire-1'));
     assert.equal(accepted.status, 202);
     assertValid(ProvisionResponse, accepted, 'provision');
     jobs.completed = accepted.body.job_id;
-    const early = await daemon.status(jobs.completed);
+    const early = await bed.daemon.status(jobs.completed);
     assertValid(OurStatusResponse, early, 'status while pending or running');
     assert.equal(
       early.body.correlation_id,
       jobs.completed,
       'no correlation_id given: the job id, as the original',
     );
-    const final = await daemon.waitFinal(jobs.completed);
+    const final = await bed.daemon.waitFinal(jobs.completed);
     assert.equal(final.status, 'completed', final.error);
-    const done = await daemon.status(jobs.completed);
+    const done = await bed.daemon.status(jobs.completed);
     assertValid(OurStatusResponse, done, 'completed status');
     assert.equal(done.body.correlation_id, jobs.completed);
     assert.equal(done.body.cache_hit, false);
@@ -193,44 +178,44 @@ describe('our answers against those schemas', () => {
   });
 
   it("echoes the request's own correlation_id", async () => {
-    const accepted = await daemon.provision(request('vm-wire-2', { correlation_id: 'deploy-4711' }));
+    const accepted = await bed.daemon.provision(request('vm-wire-2', { correlation_id: 'deploy-4711' }));
     assert.equal(accepted.status, 202);
-    const final = await daemon.waitFinal(accepted.body.job_id);
+    const final = await bed.daemon.waitFinal(accepted.body.job_id);
     assert.equal(final.correlation_id, 'deploy-4711');
   });
 
   it('a failed job is a StatusResponse with its error text', async () => {
     // The cached qcow2 declared raw: refused at inspection.
-    const accepted = await daemon.provision(request('vm-wire-3', { image_type: 'raw' }));
+    const accepted = await bed.daemon.provision(request('vm-wire-3', { image_type: 'raw' }));
     jobs.failed = accepted.body.job_id;
-    const final = await daemon.waitFinal(jobs.failed);
+    const final = await bed.daemon.waitFinal(jobs.failed);
     assert.equal(final.status, 'failed');
-    const status = await daemon.status(jobs.failed);
+    const status = await bed.daemon.status(jobs.failed);
     assertValid(OurStatusResponse, status, 'failed status');
     assert.equal(typeof status.body.error, 'string');
   });
 
   it('cancel answers the original cancel body {status: "cancelled", job_id}', async () => {
-    server.bytesPerSecond = 1024 ** 2;
+    bed.server.bytesPerSecond = 1024 ** 2;
     try {
-      const accepted = await daemon.provision({
+      const accepted = await bed.daemon.provision({
         ...request('vm-wire-4'),
-        image_url: `${server.url}/slow.qcow2`,
+        image_url: `${bed.server.url}/slow.qcow2`,
       });
       jobs.cancelled = accepted.body.job_id;
       await waitFor('the slow job to download', async () => {
-        const { body } = await daemon.status(jobs.cancelled);
+        const { body } = await bed.daemon.status(jobs.cancelled);
         return body.progress.stage === 'downloading' && body.progress.bytes_processed > 0;
       });
-      const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${jobs.cancelled}`);
+      const cancelled = await bed.daemon.request('DELETE', `/api/v1/cancel/${jobs.cancelled}`);
       assert.equal(cancelled.status, 200);
       assertValid(CancelResponse, cancelled, 'cancel');
       assert.equal(cancelled.body.status, 'cancelled');
       assert.equal(cancelled.body.job_id, jobs.cancelled);
     } finally {
-      server.bytesPerSecond = 0;
+      bed.server.bytesPerSecond = 0;
     }
-    const status = await daemon.status(jobs.cancelled);
+    const status = await bed.daemon.status(jobs.cancelled);
     assertValid(OurStatusResponse, status, 'cancelled status');
     // The one status the original never reported (README: Differences).
     assert.deepEqual(validate(StatusResponse.properties!.status, status.body.status), [
@@ -240,27 +225,35 @@ describe('our answers against those schemas', () => {
 
   it('every error is an ErrorResponse: code is the HTTP status, error_code ours', async () => {
     const unknown = '3f1e9a52-0c4b-4d7e-9a51-2b6c8d0e4f17';
-    assertErrorBody(await daemon.provision(request('-bad')), 400, 'validation_failed');
-    assertErrorBody(await daemon.request('POST', '/api/v1/provision', '{"image_url": '), 400, 'bad_request');
-    assertErrorBody(await daemon.status(unknown), 404, 'job_not_found');
-    assertErrorBody(await daemon.request('DELETE', `/api/v1/cancel/${unknown}`), 404, 'job_not_found');
-    assertErrorBody(await daemon.status('not-a-uuid'), 404, 'not_found');
-    assertErrorBody(await daemon.request('DELETE', `/api/v1/cancel/${jobs.completed}`), 409, 'job_finished');
+    assertErrorBody(await bed.daemon.provision(request('-bad')), 400, 'validation_failed');
     assertErrorBody(
-      await daemon.provision(request('vm-big', { correlation_id: 'x'.repeat(20_000) })),
+      await bed.daemon.request('POST', '/api/v1/provision', '{"image_url": '),
+      400,
+      'bad_request',
+    );
+    assertErrorBody(await bed.daemon.status(unknown), 404, 'job_not_found');
+    assertErrorBody(await bed.daemon.request('DELETE', `/api/v1/cancel/${unknown}`), 404, 'job_not_found');
+    assertErrorBody(await bed.daemon.status('not-a-uuid'), 404, 'not_found');
+    assertErrorBody(
+      await bed.daemon.request('DELETE', `/api/v1/cancel/${jobs.completed}`),
+      409,
+      'job_finished',
+    );
+    assertErrorBody(
+      await bed.daemon.provision(request('vm-big', { correlation_id: 'x'.repeat(20_000) })),
       413,
       'body_too_large',
     );
-    const form = await daemon.request('POST', '/api/v1/provision', 'a=b', {
+    const form = await bed.daemon.request('POST', '/api/v1/provision', 'a=b', {
       'content-type': 'application/x-www-form-urlencoded',
     });
     assertErrorBody(form, 415, 'unsupported_media_type');
-    const fields = (await daemon.provision(request('-bad'))).body.details.fields;
+    const fields = (await bed.daemon.provision(request('-bad'))).body.details.fields;
     assert.equal(fields[0].field, 'volume_name');
   });
 
   it('/health answers the original HealthResponse', async () => {
-    const health = await daemon.request('GET', '/health');
+    const health = await bed.daemon.request('GET', '/health');
     assert.equal(health.status, 200);
     assertValid(HealthResponse, health, '/health');
     assert.equal(health.body.status, 'healthy');
