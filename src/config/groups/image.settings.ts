@@ -20,7 +20,7 @@ export class ImageSettings {
 
   @Env('IMAGE_ALLOW_ADDRESSES', {
     allowed: 'comma-separated CIDRs, e.g. 127.0.0.1/32',
-    doc: 'Comma list of CIDRs that http(s) image URLs may reach although they are loopback (127.0.0.0/8, ::1) or link-local (169.254.0.0/16, fe80::/10, the metadata address). Checked after DNS resolution and on every redirect.',
+    doc: 'Comma list of CIDRs that http(s) image URLs may reach although they are loopback (127.0.0.0/8, ::1) or link-local (169.254.0.0/16, fe80::/10, the metadata address), also when written as IPv4-mapped IPv6 (::ffff:127.0.0.1). Checked after DNS resolution and on every redirect.',
   })
   @IsOptional()
   @IsString()
