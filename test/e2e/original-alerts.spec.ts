@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
-import { freePort } from '../harness/ports';
+import { JOB, Prometheus, type Series } from '../harness/prometheus';
 import { readSse } from '../harness/sse';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
@@ -41,91 +40,6 @@ const ORIGINAL_ALERTS = [
     threshold: '> 10',
   },
 ];
-
-const JOB = 'libvirt-volume-provisioner';
-
-interface Series {
-  metric: Record<string, string>;
-  value: [number, string];
-}
-
-/** A real Prometheus (Debian's prometheus package) scraping one daemon every second. */
-class Prometheus {
-  private child?: ChildProcess;
-  url = '';
-
-  constructor(private readonly dir: string) {}
-
-  async start(target: string): Promise<this> {
-    const rules = {
-      groups: [
-        {
-          name: 'original',
-          rules: ORIGINAL_ALERTS.map(({ alert, selector, threshold }) => ({
-            alert,
-            expr: `${selector} ${threshold}`,
-            for: '5m',
-          })),
-        },
-      ],
-    };
-    // YAML is a superset of JSON: no YAML writer needed.
-    writeFileSync(join(this.dir, 'rules.yml'), JSON.stringify(rules));
-    writeFileSync(
-      join(this.dir, 'prometheus.yml'),
-      JSON.stringify({
-        global: { scrape_interval: '1s', evaluation_interval: '1s' },
-        rule_files: [join(this.dir, 'rules.yml')],
-        scrape_configs: [{ job_name: JOB, static_configs: [{ targets: [target] }] }],
-      }),
-    );
-    const port = await freePort();
-    this.url = `http://127.0.0.1:${port}`;
-    this.child = spawn(
-      'prometheus',
-      [
-        `--config.file=${join(this.dir, 'prometheus.yml')}`,
-        `--storage.tsdb.path=${join(this.dir, 'data')}`,
-        `--web.listen-address=127.0.0.1:${port}`,
-      ],
-      { stdio: 'ignore' },
-    );
-    await waitFor('prometheus to be ready', async () => (await fetch(`${this.url}/-/ready`)).ok, 60_000, 200);
-    return this;
-  }
-
-  async stop(): Promise<void> {
-    if (!this.child || this.child.exitCode !== null) return;
-    this.child.kill('SIGTERM');
-    await once(this.child, 'exit');
-  }
-
-  async query(expr: string): Promise<Series[]> {
-    const response = await fetch(`${this.url}/api/v1/query?query=${encodeURIComponent(expr)}`);
-    const body = (await response.json()) as { status: string; error?: string; data: { result: Series[] } };
-    assert.equal(body.status, 'success', `${expr}: ${body.error}`);
-    return body.data.result;
-  }
-
-  /** Waits until `expr` answers what `accept` approves, and returns that answer. */
-  until(what: string, expr: string, accept: (result: Series[]) => boolean): Promise<Series[]> {
-    return waitFor(
-      what,
-      async () => {
-        const result = await this.query(expr);
-        return accept(result) ? result : undefined;
-      },
-      60_000,
-      250,
-    );
-  }
-
-  async rules(): Promise<{ name: string; health: string; lastError?: string; lastEvaluation: string }[]> {
-    const response = await fetch(`${this.url}/api/v1/rules`);
-    const body = (await response.json()) as { data: { groups: { rules: never[] }[] } };
-    return body.data.groups.flatMap((group) => group.rules);
-  }
-}
 
 /** The labels of a series besides the ones Prometheus adds for the target. */
 function own(series: Series): Record<string, string> {
@@ -165,7 +79,23 @@ describe(
       copyFileSync(uniqueQcow2(work.dir, 'slow', 16), join(www, 'slow.qcow2'));
       server = await new ImageServer(www).start();
       daemon = await new Daemon({ dir: work.dir }).start();
-      prometheus = await new Prometheus(join(work.dir, 'prometheus')).start(`127.0.0.1:${daemon.port}`);
+      const rules = {
+        groups: [
+          {
+            name: 'original',
+            rules: ORIGINAL_ALERTS.map(({ alert, selector, threshold }) => ({
+              alert,
+              expr: `${selector} ${threshold}`,
+              for: '5m',
+            })),
+          },
+        ],
+      };
+      // YAML is a superset of JSON: no YAML writer needed.
+      writeFileSync(join(work.dir, 'prometheus', 'rules.yml'), JSON.stringify(rules));
+      prometheus = await new Prometheus(join(work.dir, 'prometheus')).start(`127.0.0.1:${daemon.port}`, [
+        join(work.dir, 'prometheus', 'rules.yml'),
+      ]);
     });
 
     after(async () => {
