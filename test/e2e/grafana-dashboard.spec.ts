@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -79,6 +80,12 @@ describe('the Grafana dashboard JSON', () => {
         }
       }
     }
+  });
+  it('docs/grafana-layout.svg is the layout drawn from this JSON (node scripts/gen-grafana-layout.mjs)', () => {
+    // Throws, with the script's message, when the picture is out of date.
+    execFileSync(process.execPath, [join(repoRoot(), 'scripts/gen-grafana-layout.mjs'), '--check'], {
+      stdio: 'pipe',
+    });
   });
 });
 
