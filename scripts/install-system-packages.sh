@@ -13,10 +13,11 @@
 #                  the LVM test bed: a QEMU/TCG guest (qemu-system-x86_64, virtiofsd) whose
 #                  initramfs test/vm/build-guest.sh assembles from these (test/vm/README.md)
 #   libvirt-clients virsh, for LIBVIRT_POOL refreshes (tested against libvirt's test:///default driver)
+#   ansible-core   ansible-playbook, to run examples/ansible against the daemon (test/e2e/ansible-example.spec.ts)
 set -euo pipefail
 packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs
   prometheus qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod tmux libvirt-clients
-  python3 make g++ dpkg-dev lintian debootstrap dpkg-repack)
+  python3 make g++ dpkg-dev lintian debootstrap dpkg-repack ansible-core)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
