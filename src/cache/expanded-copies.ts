@@ -155,11 +155,12 @@ export class ExpandedCopies {
       await this.deps.qemuImg.expand(source, partial, {
         signal,
         timeoutMs: settings.jobs.timeoutSeconds * 1000,
-        // As much CPU time as a job may take, in an address space as small as inspection's.
-        limits: {
-          cpuSeconds: settings.jobs.timeoutSeconds,
-          addressSpaceBytes: settings.inspect.addressSpaceBytes,
-        },
+        // As much CPU time as a job may take, and no address-space cap: the image has passed
+        // inspection (a job's own convert runs uncapped too). Under inspection's 1 GiB cap,
+        // convert's I/O threads (each with its stack and malloc arena) could not be created when
+        // the disk was busy: qemu-img aborted ("qemu_thread_create: Resource temporarily
+        // unavailable"), seen in a loaded test run, and no copy was made.
+        limits: { cpuSeconds: settings.jobs.timeoutSeconds },
       });
       await fsyncPath(partial);
       signal.throwIfAborted();

@@ -10,8 +10,8 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Wall-clock limit in ms. */
   timeoutMs?: number;
-  /** Kernel limits for programs that parse untrusted input (applied with prlimit). */
-  limits?: { cpuSeconds: number; addressSpaceBytes: number };
+  /** Kernel limits (prlimit): CPU seconds, and for programs that parse untrusted input, address space. */
+  limits?: { cpuSeconds: number; addressSpaceBytes?: number };
   /**
    * Receives stdout chunk by chunk, with backpressure (the program waits while this runs); the
    * output is not collected. (Iterating execa's stdout stream instead loses chunks whenever the
@@ -54,7 +54,9 @@ export function run(file: string, args: readonly string[], options: RunOptions =
       [
         'prlimit',
         `--cpu=${options.limits.cpuSeconds}:${options.limits.cpuSeconds + 5}`,
-        `--as=${options.limits.addressSpaceBytes}`,
+        ...(options.limits.addressSpaceBytes === undefined
+          ? []
+          : [`--as=${options.limits.addressSpaceBytes}`]),
         '--',
       ]
     : [];

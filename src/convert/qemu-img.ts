@@ -39,7 +39,8 @@ export interface CheckResult {
 export interface ExpandOptions {
   signal: AbortSignal;
   timeoutMs: number;
-  limits: { cpuSeconds: number; addressSpaceBytes: number };
+  /** CPU seconds only: the image has passed inspection, and convert needs room for its threads. */
+  limits: { cpuSeconds: number };
 }
 
 export interface ConvertOptions {
