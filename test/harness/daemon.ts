@@ -85,7 +85,8 @@ export class Daemon {
         }
         return undefined;
       },
-      this.options.startTimeoutMs ?? 30_000,
+      // Generous: a start takes ~1 s, but a CI run on 2 cores under other work's load once took > 30 s.
+      this.options.startTimeoutMs ?? 90_000,
     );
     return this;
   }
