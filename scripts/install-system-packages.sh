@@ -14,10 +14,12 @@
 #                  initramfs test/vm/build-guest.sh assembles from these (test/vm/README.md)
 #   libvirt-clients virsh, for LIBVIRT_POOL refreshes (tested against libvirt's test:///default driver)
 #   ansible-core   ansible-playbook, to run examples/ansible against the daemon (test/e2e/ansible-example.spec.ts)
+#   libnbd-bin     nbdinfo, an NBD client independent of qemu, that checks the streaming export's
+#                  handshake and size (test/e2e/nbd-export.spec.ts)
 set -euo pipefail
 packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs
   prometheus qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod tmux libvirt-clients
-  python3 make g++ dpkg-dev lintian debootstrap dpkg-repack ansible-core)
+  python3 make g++ dpkg-dev lintian debootstrap dpkg-repack ansible-core libnbd-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

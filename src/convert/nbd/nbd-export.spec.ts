@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Arrivals } from './arrivals';
+import { NbdExport } from './nbd-export';
+import { CMD, IHAVEOPT, NBD_ERR, NBDMAGIC, OPT, REP, REQUEST_MAGIC } from './nbd-protocol';
+import { SocketReader } from './socket-reader';
+
+/** A hand-written NBD client: the protocol's byte layout, to see each answer the export gives. */
+async function client(socketPath: string) {
+  const socket = connect(socketPath);
+  await once(socket, 'connect');
+  const reader = new SocketReader(socket);
+  const option = (code: number, data = Buffer.alloc(0)) => {
+    const head = Buffer.alloc(16);
+    head.writeBigUInt64BE(IHAVEOPT, 0);
+    head.writeUInt32BE(code, 8);
+    head.writeUInt32BE(data.length, 12);
+    socket.write(Buffer.concat([head, data]));
+  };
+  const optionReply = async () => {
+    const head = await reader.read(20);
+    const length = head.readUInt32BE(16);
+    return {
+      option: head.readUInt32BE(8),
+      type: head.readUInt32BE(12),
+      data: length ? await reader.read(length) : Buffer.alloc(0),
+    };
+  };
+  const request = (type: number, cookie: number, offset: number, length: number) => {
+    const out = Buffer.alloc(28);
+    out.writeUInt32BE(REQUEST_MAGIC, 0);
+    out.writeUInt16BE(type, 6);
+    out.writeBigUInt64BE(BigInt(cookie), 8);
+    out.writeBigUInt64BE(BigInt(offset), 16);
+    out.writeUInt32BE(length, 24);
+    socket.write(out);
+  };
+  const reply = async () => {
+    const head = await reader.read(16);
+    return { error: head.readUInt32BE(4), cookie: Number(head.readBigUInt64BE(8)) };
+  };
+  return { socket, reader, option, optionReply, request, reply };
+}
+
+const GO_DEFAULT = Buffer.from([0, 0, 0, 0, 0, 0]);
+
+describe('NbdExport over a unix socket, spoken to byte by byte', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lvp-nbd-spec-'));
+  const file = join(dir, 'image');
+  const content = Buffer.alloc(4096);
+  for (let i = 0; i < content.length; i++) content[i] = i % 251;
+  let arrivals: Arrivals;
+  let exported: NbdExport;
+
+  before(async () => {
+    writeFileSync(file, content.subarray(0, 1024));
+    arrivals = new Arrivals(content.length);
+    arrivals.advance(1024);
+    exported = await NbdExport.open({ file, arrivals, parentDir: dir });
+  });
+
+  after(async () => {
+    await exported.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('greets fixed newstyle, answers unknown options unsupported, and GO with the full size, read-only', async () => {
+    const c = await client(exported.socketPath);
+    const greeting = await c.reader.read(18);
+    assert.equal(greeting.readBigUInt64BE(0), NBDMAGIC);
+    assert.equal(greeting.readBigUInt64BE(8), IHAVEOPT);
+    assert.equal(greeting.readUInt16BE(16), 3);
+    c.socket.write(Buffer.from([0, 0, 0, 3]));
+    c.option(8); // NBD_OPT_STRUCTURED_REPLY
+    assert.equal((await c.optionReply()).type, REP.ERR_UNSUP);
+    c.option(OPT.GO, Buffer.from([0, 0, 0, 4, 0x64, 0x69, 0x73, 0x6b, 0, 0])); // "disk"
+    assert.equal((await c.optionReply()).type, REP.ERR_UNKNOWN);
+    c.option(OPT.GO, GO_DEFAULT);
+    const info = await c.optionReply();
+    assert.equal(info.type, REP.INFO);
+    assert.equal(
+      info.data.readBigUInt64BE(2),
+      BigInt(content.length),
+      'size is the full length, not what arrived',
+    );
+    assert.equal(info.data.readUInt16BE(10) & 2, 2, 'read-only');
+    assert.equal((await c.optionReply()).type, REP.INFO); // block sizes
+    assert.equal((await c.optionReply()).type, REP.ACK);
+
+    c.request(CMD.WRITE, 7, 0, 4);
+    c.socket.write(Buffer.alloc(4));
+    assert.deepEqual(await c.reply(), { error: NBD_ERR.EPERM, cookie: 7 });
+    c.request(CMD.READ, 8, 4000, 200);
+    assert.deepEqual(await c.reply(), { error: NBD_ERR.EINVAL, cookie: 8 });
+
+    // A read beyond what arrived waits; one within answers first, out of order.
+    c.request(CMD.READ, 9, 2000, 1000);
+    c.request(CMD.READ, 10, 0, 512);
+    assert.deepEqual(await c.reply(), { error: 0, cookie: 10 });
+    assert.deepEqual(await c.reader.read(512), content.subarray(0, 512));
+    writeFileSync(file, content);
+    arrivals.advance(2999);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(arrivals.waiting, 1, 'still waiting one byte short');
+    arrivals.advance(3000);
+    assert.deepEqual(await c.reply(), { error: 0, cookie: 9 });
+    assert.deepEqual(await c.reader.read(1000), content.subarray(2000, 3000));
+
+    c.request(CMD.DISC, 11, 0, 0);
+    await once(c.socket, 'close');
+  });
+
+  it('ends the handshake on NBD_OPT_ABORT and serves EXPORT_NAME without the 124 zeros when asked', async () => {
+    const aborted = await client(exported.socketPath);
+    await aborted.reader.read(18);
+    aborted.socket.write(Buffer.from([0, 0, 0, 1]));
+    aborted.option(OPT.ABORT);
+    assert.equal((await aborted.optionReply()).type, REP.ACK);
+    await once(aborted.socket, 'close');
+
+    const old = await client(exported.socketPath);
+    await old.reader.read(18);
+    old.socket.write(Buffer.from([0, 0, 0, 3]));
+    old.option(OPT.EXPORT_NAME);
+    const answer = await old.reader.read(10);
+    assert.equal(answer.readBigUInt64BE(0), BigInt(content.length));
+    old.request(CMD.READ, 1, 100, 10);
+    assert.deepEqual(await old.reply(), { error: 0, cookie: 1 });
+    assert.deepEqual(await old.reader.read(10), content.subarray(100, 110));
+    old.socket.destroy();
+  });
+});

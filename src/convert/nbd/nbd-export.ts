@@ -1,0 +1,196 @@
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Arrivals } from './arrivals';
+import { serveHandshake } from './nbd-handshake';
+import {
+  CMD,
+  NBD_ERR,
+  REQUEST_BYTES,
+  parseRequest,
+  readProblem,
+  simpleReply,
+  type Request,
+} from './nbd-protocol';
+import { SocketReader } from './socket-reader';
+
+export interface NbdExportOptions {
+  /** The file being downloaded (opened read-only once; reads never go beyond `arrivals.bytes`). */
+  file: string;
+  arrivals: Arrivals;
+  /** Where the export's private directory (mode 0700, holding the socket) is made; default the OS tmpdir. */
+  parentDir?: string;
+}
+
+/** What the export has done, for the job log and the tests. */
+export interface NbdExportStats {
+  connections: number;
+  reads: number;
+  /** Reads that had to wait for the download. */
+  waitedReads: number;
+  /** Reads answered with an error (the download failed, or a request out of range). */
+  failedReads: number;
+}
+
+/** Requests a connection may have in flight before it stops reading more (qemu-img keeps ≤ 16). */
+const MAX_IN_FLIGHT = 64;
+/** Reply bytes queued on a socket before the export waits for the client to drain them. */
+const HIGH_WATER = 8 * 1024 * 1024;
+
+/**
+ * A read-only NBD export of a file that is still being downloaded, on a unix socket in a private
+ * directory: `qemu-img info|convert nbd+unix:///?socket=…` reads the image while it arrives. A
+ * READ of bytes not yet on disk waits for them (never a short read, never zeros); when the
+ * download fails, waiting and later reads fail with EIO and qemu-img exits. The export's size is
+ * the object's full length, known from the source before the download starts. Reads go through
+ * async fs: the event loop stays free while qemu-img pulls data.
+ */
+export class NbdExport {
+  readonly stats: NbdExportStats = { connections: 0, reads: 0, waitedReads: 0, failedReads: 0 };
+  private readonly sockets = new Set<Socket>();
+  private closing?: Promise<void>;
+  private readonly closed: Promise<never>;
+  private reject!: (error: Error) => void;
+
+  private constructor(
+    private readonly server: Server,
+    private readonly handle: FileHandle,
+    private readonly arrivals: Arrivals,
+    private readonly dir: string,
+    readonly socketPath: string,
+  ) {
+    this.closed = new Promise<never>((_, reject) => (this.reject = reject));
+    this.closed.catch(() => undefined);
+    server.on('connection', (socket) => this.serve(socket));
+  }
+
+  static async open(options: NbdExportOptions): Promise<NbdExport> {
+    const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'lvp-nbd-'));
+    const socketPath = join(dir, 'export.sock');
+    let handle: FileHandle | undefined;
+    try {
+      handle = await open(options.file, 'r');
+      const server = createServer({ allowHalfOpen: false });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => resolve());
+      });
+      return new NbdExport(server, handle, options.arrivals, dir, socketPath);
+    } catch (error) {
+      await handle?.close();
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** The address qemu-img and nbdinfo take (the default export, whose name is empty). */
+  get uri(): string {
+    return `nbd+unix:///?socket=${this.socketPath}`;
+  }
+
+  /** Stops serving: drops every connection (their reads fail), closes the file, removes the directory. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.reject(new Error('the NBD export was closed'));
+      const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+      for (const socket of this.sockets) socket.destroy();
+      await stopped;
+      await this.handle.close();
+      await rm(this.dir, { recursive: true, force: true });
+    })();
+    return this.closing;
+  }
+
+  private serve(socket: Socket): void {
+    this.stats.connections++;
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => undefined); // 'close' follows; a reset client is not the export's failure
+    const reader = new SocketReader(socket);
+    void (async () => {
+      if (await serveHandshake(socket, reader, this.arrivals.size)) await this.transmit(socket, reader);
+    })()
+      .catch(() => undefined)
+      .finally(() => socket.destroy());
+  }
+
+  /** The transmission phase: READs are served concurrently, replies go out whole, in any order. */
+  private async transmit(socket: Socket, reader: SocketReader): Promise<void> {
+    const inFlight = new Set<Promise<void>>();
+    for (;;) {
+      while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
+      const request = parseRequest(await reader.read(REQUEST_BYTES));
+      if ('error' in request) return;
+      if (request.type === CMD.DISC) {
+        await Promise.allSettled(inFlight);
+        return;
+      }
+      if (request.type === CMD.WRITE) {
+        // Read-only: swallow the payload, refuse the write.
+        await reader.read(request.length);
+        socket.write(simpleReply(request.handle, NBD_ERR.EPERM));
+        continue;
+      }
+      if (request.type !== CMD.READ) {
+        socket.write(simpleReply(request.handle, NBD_ERR.EINVAL));
+        continue;
+      }
+      const reply = this.read(socket, request).finally(() => inFlight.delete(reply));
+      inFlight.add(reply);
+    }
+  }
+
+  private async read(socket: Socket, request: Request): Promise<void> {
+    this.stats.reads++;
+    const problem = readProblem(request.offset, request.length, this.arrivals.size);
+    if (problem !== undefined) {
+      this.stats.failedReads++;
+      socket.write(simpleReply(request.handle, problem));
+      return;
+    }
+    let data: Buffer;
+    try {
+      const end = request.offset + request.length;
+      if (end > this.arrivals.bytes) {
+        this.stats.waitedReads++;
+        await Promise.race([this.arrivals.waitFor(end), this.closed]);
+      }
+      data = await this.readFile(request.offset, request.length);
+    } catch {
+      this.stats.failedReads++;
+      socket.write(simpleReply(request.handle, NBD_ERR.EIO));
+      return;
+    }
+    // Header and data in one tick: no other reply can come between them.
+    socket.write(simpleReply(request.handle, 0));
+    if (!socket.write(data) && socket.writableLength > HIGH_WATER) {
+      await drained(socket);
+    }
+  }
+
+  private async readFile(offset: number, length: number): Promise<Buffer> {
+    const data = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.handle.read(data, done, length - done, offset + done);
+      if (bytesRead === 0)
+        throw new Error(`the file ended at byte ${offset + done}, before the bytes that arrived`);
+      done += bytesRead;
+    }
+    return data;
+  }
+}
+
+/** Resolves when the socket has sent what was queued, or closed; leaves no listener behind. */
+function drained(socket: Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.on('drain', done);
+    socket.on('close', done);
+  });
+}
