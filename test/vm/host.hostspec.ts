@@ -44,9 +44,6 @@ describe('the .deb under systemd as PID 1', { skip: notInHostGuest }, () => {
   it('apt installs the .deb from the local file; the socket is enabled and nothing is started', () => {
     // As docs/installation.md says: `apt-get install ./<file>.deb`. Every dependency is in the
     // image already and the guest has no network, so apt installs from the file alone.
-    // Test-bed speed only (like the disks' cache=unsafe): dpkg without an fsync per file. Under TCG
-    // the 90 MB of node_modules took 385 s to unpack with them, on a throwaway disk.
-    writeFileSync('/etc/dpkg/dpkg.cfg.d/lvp-test-bed', 'force-unsafe-io\n');
     const file = basename(DEB);
     copyFileSync(DEB, join('/root', file));
     const t0 = performance.now();
