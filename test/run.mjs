@@ -8,10 +8,13 @@
 //                                     (test/package); one combined summary line
 //   node test/run.mjs <filter...>     only host spec files whose path contains a filter
 //   node test/run.mjs --vm            (inside the guest) the LVM specs, dist/test/vm/*.vmspec.js
+//   node test/run.mjs --host          (inside the host guest) dist/test/vm/*.hostspec.js
 //   node test/run.mjs --deb           only the .deb package test, dist/test/package/*.debspec.js
 //                                     (root, network to deb.debian.org, ~3-4 min warm, 5 cold)
 //   LVP_SKIP_VM=1                     leave the VM suite out (it needs qemu and ~5 minutes)
 //   LVP_SKIP_DEB=1                    leave the .deb test out
+//   LVP_HOST_VM=1                     also run the host-stack suite (test/vm/host-suite.mjs: systemd,
+//                                     the .deb with apt, libvirtd; opt-in: slow under TCG)
 //   TEST_DIST=<dir>                   compiled tree to run (default: dist)
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -23,6 +26,8 @@ const root = new URL('..', import.meta.url).pathname;
 const dist = process.env.TEST_DIST ?? join(root, 'dist');
 const args = process.argv.slice(2);
 const inGuest = args.includes('--vm');
+// Inside the host guest (test/vm/host-suite.mjs): systemd, the .deb, libvirt.
+const inHostGuest = args.includes('--host');
 // The .deb test: builds the package, debootstraps a chroot (a few minutes; needs deb.debian.org).
 const debOnly = args.includes('--deb');
 const filters = args.filter((a) => !a.startsWith('--'));
@@ -68,10 +73,10 @@ function runSpecs(files, concurrency) {
   });
 }
 
-/** Boots the LVM guest and runs `node test/run.mjs --vm` in it; reads its summary line. */
-function runVmSuite() {
+/** Boots a guest (suite.mjs: the LVM guest; host-suite.mjs: the host guest); reads its summary line. */
+function runVmSuite(script = 'suite.mjs') {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(root, 'test/vm/suite.mjs')], {
+    const child = spawn(process.execPath, [join(root, 'test/vm', script)], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, TEST_DIST: dist },
     });
@@ -96,6 +101,8 @@ function runVmSuite() {
 let total;
 if (debOnly) {
   total = await runSpecs(find(join(dist, 'test', 'package'), '.debspec.js'), 1);
+} else if (inHostGuest) {
+  total = await runSpecs(find(join(dist, 'test', 'vm'), '.hostspec.js').sort(), 1);
 } else if (inGuest) {
   const files = find(join(dist, 'test', 'vm'), '.vmspec.js').sort();
   total = await runSpecs(files, 1);
@@ -121,6 +128,15 @@ if (debOnly) {
     );
     const vm = await runVmSuite();
     total = { passed: total.passed + vm.passed, failed: total.failed + vm.failed };
+    // Opt-in for now: on this loaded 2-core machine the host guest's run is longer than the VM
+    // stage's budget and has not passed end to end yet (test/vm/README.md, "The host guest").
+    if (process.env.LVP_HOST_VM === '1') {
+      process.stdout.write(
+        `\nso far: ${total.passed} passed, ${total.failed} failed\n--- host stack in the VM\n`,
+      );
+      const hostStack = await runVmSuite('host-suite.mjs');
+      total = { passed: total.passed + hostStack.passed, failed: total.failed + hostStack.failed };
+    }
   }
   if (filters.length === 0 && process.env.LVP_SKIP_DEB !== '1') {
     process.stdout.write(`\nso far: ${total.passed} passed, ${total.failed} failed\n--- the .deb package\n`);

@@ -7,9 +7,12 @@
 //   node test/vm/run-in-guest.mjs [--disks N] [--disk-size 8G] [--timeout 900] [--mem 2048]
 //                                 [--smp 2] -- <shell command...>
 //
+//   --guest host boots the "host" guest instead (build-host-guest.sh: Debian bookworm with
+//   systemd as PID 1, libvirt, lvm2 + udev, on a qcow2 overlay of its cached root disk as /dev/vda).
+//
 // Exit codes: the command's own; 124 timeout; 125 the guest ended without reporting one (it
 // crashed, or could not start the command); 130/143 interrupted; 2 bad usage.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
@@ -43,7 +46,7 @@ function usage(problem) {
   if (problem) say(problem);
   process.stderr.write(
     'usage: node test/vm/run-in-guest.mjs [--disks N] [--disk-size 8G] [--timeout 900] [--mem 2048]\n' +
-      '                                     [--smp 2] -- <shell command...>\n',
+      '                                     [--smp 2] [--guest lvm|host] -- <shell command...>\n',
   );
   process.exit(2);
 }
@@ -56,7 +59,7 @@ function parseSize(text) {
 }
 
 function parseArgs(argv) {
-  const options = { disks: 2, diskSize: '8G', timeout: 900, mem: 2048, smp: 2 };
+  const options = { disks: 2, diskSize: '8G', timeout: 900, mem: 2048, smp: 2, guest: 'lvm' };
   const split = argv.indexOf('--');
   if (split < 0) usage('missing "--" before the command');
   const flags = argv.slice(0, split);
@@ -79,7 +82,10 @@ function parseArgs(argv) {
     else if (flag === '--timeout') options.timeout = integer(flag, value(), 1, 86_400);
     else if (flag === '--mem') options.mem = integer(flag, value(), 256, 16_384);
     else if (flag === '--smp') options.smp = integer(flag, value(), 1, 16);
-    else if (flag === '-h' || flag === '--help') usage();
+    else if (flag === '--guest') {
+      options.guest = value();
+      if (options.guest !== 'lvm' && options.guest !== 'host') usage('--guest is lvm or host');
+    } else if (flag === '-h' || flag === '--help') usage();
     else usage(`unknown option ${flags[i]}`);
   }
   options.diskBytes = parseSize(options.diskSize);
@@ -171,14 +177,17 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // --- 1. the guest kernel and initramfs (cached) -----------------------------------------------------
 async function buildGuest() {
-  const build = start('bash', [join(here, 'build-guest.sh')], { stdio: ['ignore', 'pipe', 'inherit'] }, true);
+  const script = options.guest === 'host' ? 'build-host-guest.sh' : 'build-guest.sh';
+  const build = start('bash', [join(here, script)], { stdio: ['ignore', 'pipe', 'inherit'] }, true);
   let out = '';
   build.stdout.on('data', (chunk) => (out += chunk));
   const { code } = await build.exited;
   children.delete(build);
   const dir = out.trim().split('\n').pop();
-  if (code !== 0 || !dir || !existsSync(join(dir, 'vmlinuz')) || !existsSync(join(dir, 'initrd.cpio'))) {
-    say(`build-guest.sh failed (exit ${code})`);
+  const files =
+    options.guest === 'host' ? ['vmlinuz', 'initrd.img', 'rootfs.img'] : ['vmlinuz', 'initrd.cpio'];
+  if (code !== 0 || !dir || !files.every((file) => existsSync(join(dir, file)))) {
+    say(`${script} failed (exit ${code})`);
     finish(125);
   }
   return dir;
@@ -275,7 +284,21 @@ async function main() {
   mkdirSync(cmdDir, { recursive: true });
   sweepLeftovers(cmdDir);
   tmp = mkdtempSync(join(tmpdir(), `lvp-vm-${process.pid}-`));
-  const spare = makeDisk(join(tmp, 'vda-spare.img'), SPARE_DISK_BYTES);
+  // vda: a blank spare disk (LVM guest), or the host guest's system disk: a qcow2 overlay of its
+  // cached root filesystem, so that the cache stays pristine and a run costs only what it writes.
+  const host = options.guest === 'host';
+  const spare = host ? join(tmp, 'vda-root.qcow2') : makeDisk(join(tmp, 'vda-spare.img'), SPARE_DISK_BYTES);
+  if (host) {
+    const made = spawnSync(
+      'qemu-img',
+      ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', join(guest, 'rootfs.img'), spare],
+      { encoding: 'utf8' },
+    );
+    if (made.status !== 0) {
+      say(`qemu-img create (root overlay) failed: ${made.stderr}`);
+      finish(125);
+    }
+  }
   const disks = [];
   for (let i = 0; i < options.disks; i++) {
     const name = `vd${String.fromCharCode(98 + i)}`; // vdb, vdc, ...
@@ -289,6 +312,7 @@ async function main() {
   const virtiofsd = await startVirtiofsd(socket);
 
   const append = [
+    ...(host ? ['root=/dev/vda', 'rw', 'systemd.show_status=0', 'loglevel=3'] : []),
     'console=ttyS0',
     'quiet',
     'panic=-1',
@@ -296,7 +320,10 @@ async function main() {
     `lvp.cmd=${relative(repo, cmdFile)}`,
     `lvp.disks=${1 + disks.length}`,
   ].join(' ');
-  const drive = (path) => ['-drive', `file=${path},if=virtio,format=raw,cache=unsafe,discard=unmap`];
+  const drive = (path, format = 'raw') => [
+    '-drive',
+    `file=${path},if=virtio,format=${format},cache=unsafe,discard=unmap`,
+  ];
   // prettier-ignore
   const qemuArgs = [
     '-accel', 'tcg',
@@ -306,13 +333,13 @@ async function main() {
     '-smp', `${options.smp}`,
     '-nodefaults', '-no-user-config', '-display', 'none', '-serial', 'stdio', '-no-reboot',
     '-kernel', join(guest, 'vmlinuz'),
-    '-initrd', join(guest, 'initrd.cpio'),
+    '-initrd', join(guest, host ? 'initrd.img' : 'initrd.cpio'),
     '-append', append,
     '-chardev', `socket,id=vfs0,path=${socket}`,
     '-device', 'vhost-user-fs-pci,chardev=vfs0,tag=repo',
     // The guest gets no NIC: it needs only its loopback, which works without one.
     // PCI slot order = probe order = vda (spare), then vdb, vdc... (the test disks).
-    ...drive(spare),
+    ...drive(spare, host ? 'qcow2' : 'raw'),
     ...disks.flatMap((disk) => drive(disk.path)),
   ];
   say(

@@ -1,0 +1,117 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { waitFor } from '../harness/wait';
+
+/*
+ * Helpers of the host-guest specs (test/vm/*.hostspec.ts), which run INSIDE the host guest
+ * (test/vm/host-suite.mjs → run-in-guest.mjs --guest host): Debian bookworm with systemd as
+ * PID 1, udev, lvm2, libvirtd. The spec files run in name order in one boot and build on each
+ * other, as an operator's first day does: host (install, socket activation, jobs under systemd),
+ * libvirt (pool, domain), remove (apt remove/purge).
+ */
+export const NAME = 'libvirt-volume-provisioner';
+export const SERVICE = `${NAME}.service`;
+export const SOCKET = `${NAME}.socket`;
+export const API = 'http://127.0.0.1:8080/api/v1';
+export const VG = 'vghost';
+export const THIN_POOL = 'pool';
+export const LIBVIRT_POOL = 'lvp';
+export const DEB = process.env.LVP_HOST_DEB ?? '';
+/** Skip reason outside the host guest (the specs change the system they run on). */
+export const notInHostGuest =
+  existsSync('/run/systemd/system') && DEB !== ''
+    ? false
+    : 'only inside the host guest (npm run test:host-vm)';
+
+export interface Result {
+  status: number | null;
+  out: string;
+}
+
+export function run(...args: string[]): Result {
+  return runIn('/', ...args);
+}
+
+export function runIn(cwd: string, ...args: string[]): Result {
+  const r = spawnSync(args[0], args.slice(1), { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+export function must(...args: string[]): string {
+  return mustIn('/', ...args);
+}
+
+export function mustIn(cwd: string, ...args: string[]): string {
+  const r = runIn(cwd, ...args);
+  assert.equal(r.status, 0, `${args.join(' ')} failed:\n${r.out}`);
+  return r.out;
+}
+
+export const unitState = (unit: string) => run('systemctl', 'is-active', unit).out.trim();
+export const mainPid = () => must('systemctl', 'show', '-P', 'MainPID', SERVICE).trim();
+
+/** Whether anything accepts a TCP connection on 127.0.0.1:8080. */
+export function listening(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(8080, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export interface Job {
+  job_id: string;
+  status: string;
+  error: string | null;
+  error_code: string | null;
+  progress: { stage: string };
+}
+
+/** The API token the specs present (API_TOKENS_FILE is set up in host.hostspec.ts; reload changes it). */
+export const TOKENS_FILE = `/etc/${NAME}/tokens`;
+export const credentials = { token: 'first-token-0123456789abcdef' };
+
+export async function api<T = Job>(path: string, init?: RequestInit): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${API}${path}`, {
+    ...init,
+    signal: AbortSignal.timeout(300_000),
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${credentials.token}` },
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+export function provision(body: Record<string, unknown>) {
+  return api('/provision', { method: 'POST', body: JSON.stringify(body) });
+}
+
+export const job = async (id: string) => (await api(`/jobs/${id}`)).body;
+
+/** Waits until the job is in one of `statuses` (or at `stage`), and returns it. */
+export function jobReaches(id: string, statuses: string[], timeoutMs = 180_000, stage?: string) {
+  return waitFor(
+    `job ${id}: ${stage ?? statuses.join('/')}`,
+    async () => {
+      const j = await job(id);
+      if (stage ? j.progress?.stage === stage : statuses.includes(j.status)) return j;
+      if (stage && ['completed', 'failed', 'cancelled'].includes(j.status))
+        throw new Error(`ended ${j.status} before ${stage}`);
+      return undefined;
+    },
+    timeoutMs,
+    250,
+  );
+}
+
+export function lvNames(): string[] {
+  return must('lvs', '--noheadings', '-o', 'lv_name', VG)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+}
+
+export const since = (t0: number) => `${((performance.now() - t0) / 1000).toFixed(1)} s`;

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ImageServer } from '../harness/image-server';
+import { VM_FIXTURES } from '../fixtures/images';
+import { LIBVIRT_POOL, VG, jobReaches, must, notInHostGuest, provision, run, since } from './host-stack';
+
+// In the host guest, after host.hostspec.ts (daemon installed and configured with LIBVIRT_POOL, a
+// `logical` libvirt pool on the VG): libvirtd for real, a running TCG domain holding an LV, and
+// a provisioned filesystem that the guest grows and mounts.
+const GIB = 1024 ** 3;
+const DOMAIN = 'lvp-holder';
+
+function domainXml(device: string): string {
+  // A domain with no OS: SeaBIOS finds nothing to boot and waits. It holds its disk open all the same.
+  return `<domain type='qemu'>
+  <name>${DOMAIN}</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <disk type='block' device='disk'>
+      <driver name='qemu' type='raw' cache='none'/>
+      <source dev='${device}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+`;
+}
+
+describe('libvirt for real: a logical pool, a running domain', { skip: notInHostGuest }, () => {
+  let images: ImageServer;
+
+  before(async () => {
+    images = await new ImageServer(VM_FIXTURES).start();
+  });
+  after(async () => {
+    run('virsh', 'destroy', DOMAIN);
+    run('virsh', 'undefine', DOMAIN);
+    await images?.stop();
+  });
+
+  it('a provisioned volume is in virsh vol-list with its capacity as soon as the job completes', async () => {
+    const created = await provision({
+      image_url: `${images.url}/small.qcow2`,
+      volume_name: 'vm-libvirt',
+      volume_size_gb: 2,
+      image_type: 'qcow2',
+    });
+    assert.equal(created.status, 202, JSON.stringify(created.body));
+    const done = await jobReaches(created.body.job_id, ['completed', 'failed']);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    // No pool-refresh here: the daemon's refresh (LIBVIRT_POOL) is what makes libvirt see it.
+    const list = must('virsh', '-q', 'vol-list', LIBVIRT_POOL);
+    assert.match(list, /^\s*vm-libvirt\s/m, list);
+    const info = must('virsh', 'vol-info', '--bytes', '--pool', LIBVIRT_POOL, 'vm-libvirt');
+    assert.match(info, new RegExp(`Capacity:\\s+${2 * GIB} bytes`), info);
+  });
+
+  it('a running domain on the LV makes a provision to it refuse 409 volume_in_use; after destroy, accepted', async () => {
+    const xml = '/tmp/lvp-holder.xml';
+    writeFileSync(xml, domainXml(`/dev/${VG}/vm-libvirt`));
+    must('virsh', 'define', xml);
+    const t0 = performance.now();
+    must('virsh', 'start', DOMAIN);
+    console.log(`# virsh start (TCG in TCG): ${since(t0)}`);
+    assert.match(must('virsh', 'domstate', DOMAIN), /running/);
+    const body = {
+      image_url: `${images.url}/small.qcow2`,
+      volume_name: 'vm-libvirt',
+      volume_size_gb: 2,
+      image_type: 'qcow2',
+    };
+    const refused = await provision(body);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    const answer = refused.body as unknown as { error_code: string; message: string };
+    assert.equal(answer.error_code, 'volume_in_use');
+    assert.match(answer.message, /qemu|open/i, answer.message);
+    must('virsh', 'destroy', DOMAIN);
+    const accepted = await provision(body);
+    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
+    const done = await jobReaches(accepted.body.job_id, ['completed', 'failed']);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+  });
+
+  it('an ext4 image provisioned into a larger thin LV grows and mounts with its files intact', async () => {
+    const created = await provision({
+      image_url: `${images.url}/ext4.qcow2`,
+      volume_name: 'vm-ext4',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    });
+    const done = await jobReaches(created.body.job_id, ['completed', 'failed']);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const device = `/dev/${VG}/vm-ext4`;
+    must('e2fsck', '-f', '-y', device);
+    must('resize2fs', device);
+    const dump = must('dumpe2fs', '-h', device);
+    const blocks = Number(/^Block count:\s+(\d+)/m.exec(dump)?.[1]);
+    const blockSize = Number(/^Block size:\s+(\d+)/m.exec(dump)?.[1]);
+    assert.equal(blocks * blockSize, GIB, 'the filesystem fills the 1 GiB LV');
+    const mnt = '/mnt/vm-ext4';
+    mkdirSync(mnt, { recursive: true });
+    must('mount', device, mnt);
+    try {
+      const tree = join(VM_FIXTURES, 'ext4-tree');
+      for (const name of ['hello.txt', 'random.bin', 'etc/hostname']) {
+        assert.ok(readFileSync(join(mnt, name)).equals(readFileSync(join(tree, name))), `${name} differs`);
+      }
+      assert.ok(readdirSync(mnt).includes('lost+found'));
+    } finally {
+      must('umount', mnt);
+    }
+  });
+});
