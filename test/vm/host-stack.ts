@@ -107,6 +107,15 @@ export function jobReaches(id: string, statuses: string[], timeoutMs = 180_000, 
   );
 }
 
+/** Submits a provision, expects 202, waits for its end and expects `completed`; returns the job. */
+export async function provisionCompleted(body: Record<string, unknown>): Promise<Job> {
+  const created = await provision(body);
+  assert.equal(created.status, 202, JSON.stringify(created.body));
+  const done = await jobReaches(created.body.job_id, ['completed', 'failed']);
+  assert.equal(done.status, 'completed', JSON.stringify(done));
+  return done;
+}
+
 export function lvNames(): string[] {
   return must('lvs', '--noheadings', '-o', 'lv_name', VG)
     .split('\n')

@@ -26,6 +26,7 @@ import {
   mustIn,
   notInHostGuest,
   provision,
+  provisionCompleted,
   run,
   since,
   unitState,
@@ -105,21 +106,18 @@ describe('the .deb under systemd as PID 1', { skip: notInHostGuest }, () => {
   });
 
   it('provisions into a thin LV; the journal holds its JSON log lines', async () => {
-    const created = await provision({
+    const done = await provisionCompleted({
       image_url: `${images.url}/small.qcow2`,
       volume_name: 'vm-one',
       volume_size_gb: 1,
       image_type: 'qcow2',
     });
-    assert.equal(created.status, 202, JSON.stringify(created.body));
-    const done = await jobReaches(created.body.job_id, ['completed', 'failed']);
-    assert.equal(done.status, 'completed', JSON.stringify(done));
     assert.ok(lvNames().includes('vm-one'), lvNames().join(' '));
     const lines = must('journalctl', '-u', SERVICE, '-o', 'cat', '--no-pager').split('\n').filter(Boolean);
     const json = lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as unknown);
     assert.ok(json.length > 0, `no JSON lines in the journal:\n${lines.slice(-10).join('\n')}`);
     assert.ok(
-      json.some((l) => JSON.stringify(l).includes(created.body.job_id)),
+      json.some((l) => JSON.stringify(l).includes(done.job_id)),
       'the job is logged by id',
     );
   });

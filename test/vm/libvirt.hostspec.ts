@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImageServer } from '../harness/image-server';
 import { VM_FIXTURES } from '../fixtures/images';
-import { LIBVIRT_POOL, VG, jobReaches, must, notInHostGuest, provision, run, since } from './host-stack';
+import {
+  LIBVIRT_POOL,
+  VG,
+  jobReaches,
+  must,
+  notInHostGuest,
+  provision,
+  provisionCompleted,
+  run,
+  since,
+} from './host-stack';
 
 // In the host guest, after host.hostspec.ts (daemon installed and configured with LIBVIRT_POOL, a
 // `logical` libvirt pool on the VG): libvirtd for real, a running TCG domain holding an LV, and
@@ -45,15 +55,12 @@ describe('libvirt for real: a logical pool, a running domain', { skip: notInHost
   });
 
   it('a provisioned volume is in virsh vol-list with its capacity as soon as the job completes', async () => {
-    const created = await provision({
+    await provisionCompleted({
       image_url: `${images.url}/small.qcow2`,
       volume_name: 'vm-libvirt',
       volume_size_gb: 2,
       image_type: 'qcow2',
     });
-    assert.equal(created.status, 202, JSON.stringify(created.body));
-    const done = await jobReaches(created.body.job_id, ['completed', 'failed']);
-    assert.equal(done.status, 'completed', JSON.stringify(done));
     // No pool-refresh here: the daemon's refresh (LIBVIRT_POOL) is what makes libvirt see it.
     const list = must('virsh', '-q', 'vol-list', LIBVIRT_POOL);
     assert.match(list, /^\s*vm-libvirt\s/m, list);
@@ -81,10 +88,7 @@ describe('libvirt for real: a logical pool, a running domain', { skip: notInHost
     assert.equal(answer.error_code, 'volume_in_use');
     assert.match(answer.message, /qemu|open/i, answer.message);
     must('virsh', 'destroy', DOMAIN);
-    const accepted = await provision(body);
-    assert.equal(accepted.status, 202, JSON.stringify(accepted.body));
-    const done = await jobReaches(accepted.body.job_id, ['completed', 'failed']);
-    assert.equal(done.status, 'completed', JSON.stringify(done));
+    await provisionCompleted(body);
   });
 
   it('an ext4 image provisioned into a larger thin LV grows and mounts with its files intact', async () => {
