@@ -43,4 +43,4 @@ EXPOSE 8080
 # SIGTERM: running jobs get SHUTDOWN_GRACE (default 30 s); use `docker stop -t 60` or more.
 STOPSIGNAL SIGTERM
 # The node options of the .deb's launcher (packaging/deb/bin/libvirt-volume-provisioner; docs/performance.md, P5).
-ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=1", "/usr/lib/libvirt-volume-provisioner/dist/src/main.js"]
+ENTRYPOINT ["/usr/local/bin/node", "--max-semi-space-size=1", "--max-old-space-size=256", "/usr/lib/libvirt-volume-provisioner/dist/src/main.js"]

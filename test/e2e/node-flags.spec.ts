@@ -21,6 +21,10 @@ describe('node options of the daemon', () => {
     assert.ok(flags.includes('--max-semi-space-size=1'), `launcher options: ${flags.join(' ')}`);
   });
 
+  it('the launcher caps the old generation (issue 21: RSS under load)', () => {
+    assert.ok(flags.includes('--max-old-space-size=256'), `launcher options: ${flags.join(' ')}`);
+  });
+
   it('npm start, the Dockerfile and main.js’s shebang pass the launcher’s options', () => {
     const start = JSON.parse(read('package.json')).scripts.start as string;
     assert.equal(start, ['node', ...flags, 'dist/src/main.js'].join(' '));

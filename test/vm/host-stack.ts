@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { waitFor } from '../harness/wait';
 
@@ -72,15 +72,28 @@ export interface Job {
   progress: { stage: string };
 }
 
-/** The API token the specs present (API_TOKENS_FILE is set up in host.hostspec.ts; reload changes it). */
+/** API_TOKENS_FILE of the installed daemon (host.hostspec.ts writes it; its reload case changes it). */
 export const TOKENS_FILE = `/etc/${NAME}/tokens`;
-export const credentials = { token: 'first-token-0123456789abcdef' };
+export const FIRST_TOKEN = 'first-token-0123456789abcdef';
 
-export async function api<T = Job>(path: string, init?: RequestInit): Promise<{ status: number; body: T }> {
+/**
+ * The token the specs present: the one in the tokens file now. Each spec file runs in its own
+ * process, so the file (not a variable) carries the token from one file's cases to the next.
+ */
+export function currentToken(): string {
+  const line = existsSync(TOKENS_FILE) ? readFileSync(TOKENS_FILE, 'utf8').trim() : '';
+  return line.slice(line.indexOf(':') + 1) || FIRST_TOKEN;
+}
+
+export async function api<T = Job>(
+  path: string,
+  init?: RequestInit,
+  token = currentToken(),
+): Promise<{ status: number; body: T }> {
   const res = await fetch(`${API}${path}`, {
     ...init,
     signal: AbortSignal.timeout(300_000),
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${credentials.token}` },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
   });
   return { status: res.status, body: (await res.json()) as T };
 }

@@ -6,6 +6,7 @@ import { ImageServer } from '../harness/image-server';
 import { VM_FIXTURES } from '../fixtures/images';
 import {
   LIBVIRT_POOL,
+  SERVICE,
   VG,
   jobReaches,
   must,
@@ -63,7 +64,14 @@ describe('libvirt for real: a logical pool, a running domain', { skip: notInHost
     });
     // No pool-refresh here: the daemon's refresh (LIBVIRT_POOL) is what makes libvirt see it.
     const list = must('virsh', '-q', 'vol-list', LIBVIRT_POOL);
-    assert.match(list, /^\s*vm-libvirt\s/m, list);
+    if (!/^\s*vm-libvirt\s/m.test(list)) {
+      // What the daemon said about its refresh (a failed one is a warning in the job's log).
+      const journal = must('journalctl', '-u', SERVICE, '-o', 'cat', '--no-pager');
+      const lines = journal.split('\n').filter((l) => /refresh|virsh/i.test(l));
+      assert.fail(
+        `vm-libvirt is not in vol-list ${JSON.stringify(list)}; the daemon's log:\n${lines.join('\n')}`,
+      );
+    }
     const info = must('virsh', 'vol-info', '--bytes', '--pool', LIBVIRT_POOL, 'vm-libvirt');
     assert.match(info, new RegExp(`Capacity:\\s+${2 * GIB} bytes`), info);
   });
