@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 
 /** Whether a directory's filesystem can share extents between files (FICLONE), and why not. */
@@ -50,8 +50,25 @@ export class ReflinkProbe {
   }
 }
 
+const PROBE_PREFIX = '.lvp-reflink-probe-';
+const PROBE_FILE = /^\.lvp-reflink-probe-[0-9a-f]{12}(\.clone)?$/;
+
+/**
+ * Start-up: removes probe files a crash (kill -9 between writing and removing them) left in `dir`,
+ * before anything lists it as volumes. Returns the names removed.
+ */
+export async function sweepProbeFiles(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  const stale = names.filter((name) => PROBE_FILE.test(name));
+  for (const name of stale) await rm(join(dir, name), { force: true });
+  return stale;
+}
+
 async function probe(dir: string): Promise<ReflinkSupport> {
-  const name = join(dir, `.lvp-reflink-probe-${randomBytes(6).toString('hex')}`);
+  const name = join(dir, `${PROBE_PREFIX}${randomBytes(6).toString('hex')}`);
   try {
     await mkdir(dir, { recursive: true });
     await writeFile(name, Buffer.alloc(4096, 1), { flag: 'wx', mode: 0o600 });

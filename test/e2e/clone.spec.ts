@@ -7,6 +7,7 @@ import {
   readdirSync,
   truncateSync,
   writeSync,
+  writeFileSync,
   closeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -182,6 +183,28 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     // The interrupted job's volume is removed like any volume a job created.
     assert.equal(existsSync(join(volumes, 'vm-big.raw')), false);
   });
+
+  it('CLONE_FROM_BASE=off: removes the bases at start, converts, and keeps none', async () => {
+    const warm = await daemon.waitFinal(await provision('vm-d'));
+    assert.equal(warm.status, 'completed', warm.error);
+    assert.equal(existsSync(join(volumes, '.lvp-bases')), true);
+    await daemon.stop();
+    daemon = await new Daemon({ dir: work.dir, env: { ...env(), CLONE_FROM_BASE: 'off' } }).start();
+    assert.equal(existsSync(join(volumes, '.lvp-bases')), false);
+    const { body } = await daemon.request('GET', '/readyz');
+    assert.deepEqual(body.details.volume_dir.clone_from_base, {
+      enabled: false,
+      reason: 'CLONE_FROM_BASE=off',
+    });
+    for (const volume of ['vm-e', 'vm-f']) {
+      const final = await daemon.waitFinal(await provision(volume));
+      assert.equal(final.status, 'completed', final.error);
+      assert.equal(final.clone, false);
+      assert.ok(sameBytes(join(volumes, `${volume}.raw`), reference));
+    }
+    assert.equal(existsSync(join(volumes, '.lvp-bases')), false);
+    assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
+  });
 });
 
 describe('an ext4 volume directory (no reflinks): jobs keep converting and say so', () => {
@@ -195,6 +218,9 @@ describe('an ext4 volume directory (no reflinks): jobs keep converting and say s
     mkdirSync(www);
     copyFileSync(smallQcow2(), join(www, 'small.qcow2'));
     server = await new ImageServer(www).start();
+    // What a kill -9 in the middle of a reflink probe leaves: start-up removes it.
+    mkdirSync(volumes);
+    writeFileSync(join(volumes, '.lvp-reflink-probe-0123456789ab'), 'x');
     daemon = await new Daemon({ dir: work.dir, env: { VOLUME_DIR: volumes, LOG_LEVEL: 'info' } }).start();
   });
 

@@ -1,13 +1,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, rename, rm, rmdir, stat, truncate, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
 import { messageOf } from '../../common/errors';
 import { fsyncPath } from '../../common/fsync';
 import { preparePrivateDir } from '../../common/private-dir';
 import { Settings } from '../../config/settings';
 import { QemuImg } from '../../convert/qemu-img';
-import { ReflinkProbe, reflinkCopy } from '../../volumes/reflink';
+import { ReflinkProbe, reflinkCopy, sweepProbeFiles } from '../../volumes/reflink';
 import type { BaseLease, BaseStore, CloneSupport, GoldenBase, KeepOutcome, KeepRequest } from '../base-store';
 import { BaseLayout, chooseBaseEvictions, sweepBases } from './base-layout';
 
@@ -57,13 +58,20 @@ export class GoldenBases implements BaseStore {
    * removed; the complete ones are known again. Runs after the image index is recovered.
    */
   async recover(isCached: (sha256: string) => boolean): Promise<void> {
+    if (this.settings.volumes.backend === 'file') {
+      const stale = await sweepProbeFiles(resolve(this.settings.volumes.dir));
+      if (stale.length > 0)
+        this.logger.warn({ files: stale, msg: 'removed reflink probe files a crash left' });
+    }
     const names = await readdir(this.layout.dir).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') return undefined;
       throw error;
     });
     if (!names) return;
     preparePrivateDir(this.layout.dir, 'the golden bases directory');
-    const { keep, remove } = sweepBases(names, isCached);
+    // CLONE_FROM_BASE=off: no base is used, so none is kept.
+    const off = this.settings.bases.cloneFromBase === 'off';
+    const { keep, remove } = sweepBases(names, (sha256) => !off && isCached(sha256));
     for (const name of remove) await rm(`${this.layout.dir}/${name}`, { force: true, recursive: true });
     if (remove.length > 0) {
       this.logger.warn({
