@@ -62,6 +62,7 @@ export async function measureP9(input: P9Input) {
     s3.seed(`${key}.qcow2`, images[key].path);
     await fetch(`http://${s3.endpoint}/${BUCKET}/${key}.qcow2`, { method: 'HEAD' });
   }
+  await mkdir(join(dir, 'daemon'), { recursive: true });
   const daemon = await new Daemon({
     dir: join(dir, 'daemon'),
     env: { ...s3.daemonEnv(), VOLUME_DIR: volumes, LOG_LEVEL: 'info', RATE_LIMIT_PER_MINUTE: '100000000' },
@@ -137,6 +138,14 @@ async function runAlone(): Promise<void> {
   const started = Date.now();
   const say = (text: string) =>
     process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(0)} s] ${text}\n`);
+  const cleanUp = async () => {
+    while (steps.length > 0) await steps.pop()!().catch((e: Error) => say(`cleanup: ${e.message}`));
+  };
+  // A child that cannot start throws outside any await: the mount and loop device must go anyway.
+  process.once('uncaughtException', (error) => {
+    process.stderr.write(`P9 could not measure: ${error.stack ?? error}\n`);
+    void cleanUp().finally(() => process.exit(1));
+  });
   try {
     const imageDir = join(benchDir, 'images');
     const data = await buildImage(imageDir, { name: 'data', virtualGiB: 2, dataGiB: 1, compressed: false });
@@ -162,7 +171,7 @@ async function runAlone(): Promise<void> {
     });
     process.stdout.write(`${JSON.stringify({ P9: result }, null, 2)}\n`);
   } finally {
-    while (steps.length > 0) await steps.pop()!().catch((e: Error) => say(`cleanup: ${e.message}`));
+    await cleanUp();
   }
 }
 
