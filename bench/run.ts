@@ -1,7 +1,7 @@
 /**
  * `npm run bench` (issue #6): measures the daemon against the plain tools in one run, variants
  * interleaved round by round so that the other work on this machine hits every variant alike.
- * Prints one table (P1-P5 beside their goals) and writes it to bench/results/latest.json.
+ * Prints one table (P1-P5 and P9 beside their goals) and writes it to bench/results/latest.json.
  * Exits non-zero only when something could not be measured, never because a goal was missed.
  *
  *   BENCH_DIR      work folder, images kept between runs (default /var/tmp/lvp-bench)
@@ -23,6 +23,7 @@ import { provisionBlock, type LvKind } from './block-path';
 import { sh, timed } from './exec';
 import { load, type LoadResult } from './http-load';
 import { buildImage, type BenchImage } from './images';
+import { measureP9 } from './p9-clone';
 import { blockStat, LoopDevice } from './loop';
 import { formatTable, median, round, spread, summarize, type Row } from './stats';
 
@@ -113,7 +114,7 @@ function rss(pid: number): { rss: number; hwm: number } {
 
 async function main(): Promise<Record<string, Result>> {
   if (process.getuid?.() !== 0) throw new Error('the bench needs root (losetup, mount)');
-  for (const tool of ['qemu-img', 'losetup', 'curl', 'sha256sum', 'mkfs.ext4', 'mount']) {
+  for (const tool of ['qemu-img', 'losetup', 'curl', 'sha256sum', 'mkfs.ext4', 'mkfs.xfs', 'mount']) {
     await sh('which', [tool]).catch(() => {
       throw new Error(`${tool} is missing (see README: setup)`);
     });
@@ -411,6 +412,16 @@ async function main(): Promise<Record<string, Result>> {
         seconds_per_run: config.loadSeconds,
       },
     };
+
+    // ---- P9: warm provision as a reflink clone of a golden base (XFS) vs bare qemu-img convert ----
+    results.P9 = await measureP9({
+      work,
+      rounds: config.rounds,
+      images: { data, big },
+      sha: { data: sha.data, big: sha.big },
+      say,
+      cleanup: (step) => cleanups.push(step),
+    });
     return results;
   } finally {
     await cleanUp();
@@ -435,7 +446,7 @@ process.once('uncaughtException', (error) => {
 });
 
 function rows(results: Record<string, Result>): Row[] {
-  const { P1, P2, P3, P4, P5 } = results;
+  const { P1, P2, P3, P4, P5, P9 } = results;
   const s = (d: unknown) => d as Record<string, any>;
   const p1 = s(P1.detail).seconds;
   const p2 = s(P2.detail);
@@ -486,6 +497,14 @@ function rows(results: Record<string, Result>): Row[] {
       goal: P5.goal,
       met: P5.value < 150 && p5.flat === true,
     },
+    {
+      id: 'P9',
+      what: `warm clone / qemu-img convert, file on XFS: 2 GiB ${P9.value}, ${config.bigGiB} GiB ${s(P9.detail).ratios.big}`,
+      value: P9.value,
+      unit: '',
+      goal: P9.goal,
+      met: P9.value <= 0.05 && s(P9.detail).flat === true,
+    },
   ];
 }
 
@@ -520,6 +539,7 @@ void (async () => {
       P3: results.P3,
       P4: results.P4,
       P5: results.P5,
+      P9: results.P9,
       meta: { ...meta, noise },
     };
     writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);

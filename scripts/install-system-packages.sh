@@ -5,6 +5,7 @@
 #   util-linux     setpriv (children die with the daemon), prlimit (limits on qemu-img), blkdiscard
 #   gzip xz-utils zstd bzip2   unpack compressed images
 #   e2fsprogs      mkfs.ext4 for the LVM suite's filesystem image
+#   xfsprogs       mkfs.xfs: the reflink-clone specs mount an XFS loop (reflink=1) as VOLUME_DIR
 #   python3 make g++   build better-sqlite3's native addon (npm ci; the .deb's staging npm ci)
 #   dpkg-dev lintian   build the .deb (dpkg-shlibdeps, dpkg-parsechangelog, strip) and check it
 #   debootstrap dpkg-repack   the .deb test: a clean bookworm chroot, and the host's nodejs repacked
@@ -17,7 +18,7 @@
 #   libnbd-bin     nbdinfo, an NBD client independent of qemu, that checks the streaming export's
 #                  handshake and size (test/e2e/nbd-export.spec.ts)
 set -euo pipefail
-packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs
+packages=(qemu-utils chromium util-linux curl ca-certificates gzip xz-utils zstd bzip2 e2fsprogs xfsprogs
   prometheus qemu-system-x86 lvm2 thin-provisioning-tools busybox-static cpio kmod tmux libvirt-clients
   python3 make g++ dpkg-dev lintian debootstrap dpkg-repack ansible-core libnbd-bin)
 missing=()

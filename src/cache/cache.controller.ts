@@ -8,6 +8,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ErrorBodyDto } from '../common/error-body.dto';
+import { GoldenBases } from './bases/golden-bases';
 import { ShaParamPipe } from './sha-param.pipe';
 import { CacheListDto } from './cache.dto';
 import { ImageCache } from './image-cache.service';
@@ -15,7 +16,10 @@ import { ImageCache } from './image-cache.service';
 @ApiTags('cache')
 @Controller('api/v1/cache')
 export class CacheController {
-  constructor(private readonly cache: ImageCache) {}
+  constructor(
+    private readonly cache: ImageCache,
+    private readonly bases: GoldenBases,
+  ) {}
 
   @Get()
   @ApiOperation({ summary: 'Cached images, totals and hit/miss counters', operationId: 'listCache' })
@@ -32,6 +36,15 @@ export class CacheController {
       use_count: entry.useCount,
       in_use_by: readers,
     }));
+    const bases = this.bases.list().map((base) => ({
+      sha256: base.sha256,
+      virtual_size: base.virtualSize,
+      size: base.allocatedBytes,
+      raw_sha256: base.rawSha256,
+      created_at: base.createdAt,
+      last_used_at: base.lastUsedAt,
+      cloning: base.cloning,
+    }));
     return {
       entries,
       total_bytes: entries.reduce((sum, e) => sum + e.size + e.expanded_bytes, 0),
@@ -41,13 +54,18 @@ export class CacheController {
       hits: this.cache.counters.hits,
       misses: this.cache.counters.misses,
       evictions: this.cache.counters.evictions,
+      bases,
+      base_total_bytes: bases.reduce((sum, b) => sum + b.size, 0),
+      base_max_bytes: this.bases.limits.maxBytes,
+      base_max_count: this.bases.limits.maxCount,
     };
   }
 
   @Delete(':sha256')
   @HttpCode(204)
   @ApiOperation({
-    summary: 'Delete a cached image (refused while a job reads it)',
+    summary:
+      'Delete a cached image and its golden bases (refused while a job reads it); clones made from them stay',
     operationId: 'deleteCacheEntry',
   })
   @ApiNoContentResponse()

@@ -40,6 +40,33 @@ export class CacheEntryDto {
   in_use_by!: number;
 }
 
+export class CacheBaseDto {
+  @ApiProperty({ description: 'sha256 of the image (as published) the base holds' })
+  sha256!: string;
+
+  @ApiProperty({ description: "The image's virtual size: the base's length in bytes" })
+  virtual_size!: number;
+
+  @ApiProperty({
+    description: 'Bytes of blocks it occupies (counted against BASE_MAX_BYTES; its clones share them)',
+  })
+  size!: number;
+
+  @ApiProperty({
+    description: 'sha256 of its raw content, computed when it was made and verified against the image',
+  })
+  raw_sha256!: string;
+
+  @ApiProperty()
+  created_at!: string;
+
+  @ApiProperty({ description: 'When a volume was last cloned from it' })
+  last_used_at!: string;
+
+  @ApiProperty({ description: 'Clones being made from it now (a base in use is never evicted)' })
+  cloning!: number;
+}
+
 export class CacheListDto {
   @ApiProperty({ type: [CacheEntryDto], description: 'Most recently used first' })
   entries!: CacheEntryDto[];
@@ -64,4 +91,20 @@ export class CacheListDto {
 
   @ApiProperty({ description: 'Entries evicted since the daemon started' })
   evictions!: number;
+
+  @ApiProperty({
+    type: [CacheBaseDto],
+    description:
+      'Golden bases (VOLUME_DIR/.lvp-bases) new file volumes are reflink-cloned from, most recently used first',
+  })
+  bases!: CacheBaseDto[];
+
+  @ApiProperty({ description: 'Bytes the bases occupy (counted against BASE_MAX_BYTES)' })
+  base_total_bytes!: number;
+
+  @ApiProperty({ description: 'BASE_MAX_BYTES' })
+  base_max_bytes!: number;
+
+  @ApiProperty({ description: 'BASE_MAX_COUNT' })
+  base_max_count!: number;
 }

@@ -8,6 +8,7 @@ import { Decompressor } from '../convert/decompressor';
 import { detectFormat, readImageEnds } from '../convert/image-format';
 import { QemuImg } from '../convert/qemu-img';
 import { IMAGE_SOURCES, ImageSource } from '../storage/image-source';
+import { GoldenBases } from './bases/golden-bases';
 import { CacheCounters } from './cache-counters';
 import { CacheLayout, exists } from './cache-layout';
 import { CacheEntry, CacheRepository } from './cache.repository';
@@ -45,6 +46,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     @Inject(IMAGE_SOURCES) sources: ImageSource[],
     decompressor: Decompressor,
     qemuImg: QemuImg,
+    private readonly bases: GoldenBases,
   ) {
     const layout = (this.layout = new CacheLayout(settings.cache.dir));
     const logger = this.logger;
@@ -84,8 +86,8 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     const expanded = await recoverStore(this.layout, this.repository, this.logger);
     for (const sha256 of expanded) await this.expanded.found(sha256);
     await this.evict();
+    await this.bases.recover((sha256) => this.repository.get(sha256) !== undefined);
   }
-
   obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent> {
     return defer(async () => {
       // This image, downloaded moments ago, is indexed once it is durable: wait for that, then hit it.
@@ -141,8 +143,9 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     return this.pins.count(this.layout.entry(sha256));
   }
 
-  /** An entry's file and its unpacked and expanded forms, if any (a running expansion is stopped first). */
+  /** An entry's file, its unpacked and expanded forms and its golden bases (a running expansion is stopped first). */
   private async removeFiles(sha256: string): Promise<void> {
+    await this.bases.removeImage(sha256);
     await this.expanded.stop(sha256);
     await rm(this.layout.entry(sha256), { force: true });
     await rm(this.layout.unpackedOf(this.layout.entry(sha256)), { force: true });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bar, formatBytes, formatDuration, stageLine, type StageLine } from './format';
+import type { CacheListDto } from '../cache/cache.dto';
+import { bar, cacheText, formatBytes, formatDuration, stageLine, type StageLine } from './format';
 
 describe('terminal formatting', () => {
   it('writes sizes in binary units', () => {
@@ -65,4 +66,46 @@ describe('terminal formatting', () => {
   for (const [name, change, expected] of cases) {
     it(`stage line: ${name}`, () => assert.match(stageLine({ ...base, ...change }), expected));
   }
+});
+
+describe('lvp cache ls', () => {
+  const listing = (bases: CacheListDto['bases']): CacheListDto => ({
+    entries: [],
+    total_bytes: 0,
+    total_entries: 0,
+    max_bytes: 1024 ** 3,
+    max_entries: 50,
+    hits: 1,
+    misses: 1,
+    evictions: 0,
+    bases,
+    base_total_bytes: bases.reduce((sum, b) => sum + b.size, 0),
+    base_max_bytes: 100 * 1024 ** 3,
+    base_max_count: 20,
+  });
+  const base = {
+    sha256: 'a'.repeat(64),
+    virtual_size: 2 * 1024 ** 3,
+    size: 1024 ** 3,
+    raw_sha256: 'b'.repeat(64),
+    created_at: '2026-12-02T04:00:00.000Z',
+    last_used_at: '2026-12-02T04:10:00.000Z',
+    cloning: 1,
+  };
+
+  it('lists the golden bases with their size and last use', () => {
+    const text = cacheText(listing([base]));
+    assert.match(text, /BASE OF SHA256/);
+    assert.match(
+      text,
+      new RegExp(`${'a'.repeat(64)}\\s+2\\.00 GiB\\s+1\\.00 GiB\\s+cloning 1\\s+2026-12-02T04:10:00\\.000Z`),
+    );
+    assert.match(text, /1 base, 1\.00 GiB of 100 GiB$/);
+  });
+
+  it('says nothing of bases when there are none (or the daemon is older and sends none)', () => {
+    assert.doesNotMatch(cacheText(listing([])), /BASE/);
+    const old = { ...listing([]), bases: undefined } as unknown as CacheListDto;
+    assert.doesNotMatch(cacheText(old), /BASE/);
+  });
 });

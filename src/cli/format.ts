@@ -198,6 +198,23 @@ export function cacheText(cache: CacheListDto): string {
   return (
     `${table(['SHA256', 'SIZE', 'FORMAT', 'USES', 'READERS', 'LAST USED', 'SOURCES'], rows)}\n` +
     `${cache.total_entries} entr${cache.total_entries === 1 ? 'y' : 'ies'}, ${formatBytes(cache.total_bytes)}${limit}; ` +
-    `hits ${cache.hits}, misses ${cache.misses}, evictions ${cache.evictions}`
+    `hits ${cache.hits}, misses ${cache.misses}, evictions ${cache.evictions}` +
+    basesText(cache)
+  );
+}
+
+/** The golden bases new file volumes are cloned from; nothing when there are none (or an old daemon). */
+function basesText(cache: CacheListDto): string {
+  if (!cache.bases?.length) return '';
+  const rows = cache.bases.map((b) => [
+    b.sha256,
+    formatBytes(b.virtual_size),
+    formatBytes(b.size),
+    b.cloning > 0 ? `cloning ${b.cloning}` : '',
+    b.last_used_at,
+  ]);
+  return (
+    `\n\n${table(['BASE OF SHA256', 'VIRTUAL SIZE', 'ON DISK', 'CLONES', 'LAST USED'], rows)}\n` +
+    `${cache.bases.length} base${cache.bases.length === 1 ? '' : 's'}, ${formatBytes(cache.base_total_bytes)} of ${formatBytes(cache.base_max_bytes)}`
   );
 }

@@ -63,6 +63,8 @@ const MIGRATIONS: string[] = [
    CREATE INDEX cache_sources_sha256 ON cache_sources (sha256);`,
   // Facts about the daemon itself, e.g. that the last stop was clean (pending jobs then survive).
   `CREATE TABLE daemon_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // The golden base a volume was cloned from (issue #19); NULL: the image was converted into it.
+  `ALTER TABLE jobs ADD COLUMN clone_base TEXT;`,
 ];
 
 export function openDatabase(path: string): Database.Database {

@@ -1,6 +1,7 @@
 import { IsBoolean, IsInt, IsString, Max, Min, MinLength } from 'class-validator';
 import { Env, envBindings, Group } from './env.decorator';
 import { AuthSettings } from './groups/auth.settings';
+import { BaseSettings } from './groups/base.settings';
 import { CacheSettings } from './groups/cache.settings';
 import { ImageSettings } from './groups/image.settings';
 import { InspectSettings } from './groups/inspect.settings';
@@ -12,6 +13,7 @@ import { S3Settings } from './groups/s3.settings';
 import { TlsSettings } from './groups/tls.settings';
 import { VolumeSettings } from './groups/volume.settings';
 
+export { CLONE_MODES, type CloneMode } from './groups/base.settings';
 export { LOG_FORMATS, LOG_LEVELS } from './groups/log.settings';
 export { LVM_NAME_PATTERN, VOLUME_BACKENDS, type VolumeBackendKind } from './groups/volume.settings';
 export type { EnvBinding } from './env.decorator';
@@ -54,6 +56,9 @@ export class Settings {
 
   @Group(() => CacheSettings)
   cache = new CacheSettings();
+
+  @Group(() => BaseSettings)
+  bases = new BaseSettings();
 
   @Group(() => ImageSettings)
   images = new ImageSettings();
@@ -106,6 +111,7 @@ export const ENV_BINDINGS = envBindings(Settings);
 
 export {
   AuthSettings,
+  BaseSettings,
   CacheSettings,
   ImageSettings,
   InspectSettings,

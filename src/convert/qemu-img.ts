@@ -152,6 +152,21 @@ export class QemuImg {
   }
 
   /**
+   * Whether a raw file reads exactly as the image does (`qemu-img compare`: exit 0 identical,
+   * 1 different, 2 an error). Checks a golden base against the image it was made from before any
+   * volume is cloned from it. In the background: no job waits for it but the one making the base.
+   */
+  async sameContent(raw: string, image: string, format: string, options: ExpandOptions): Promise<boolean> {
+    try {
+      await run('qemu-img', compareArgs(raw, image, format), { ...options, background: true });
+      return true;
+    } catch (error) {
+      if ((error as { exitCode?: number }).exitCode === 1) return false;
+      throw commandError('qemu-img compare', error);
+    }
+  }
+
+  /**
    * Writes the image as raw data into an existing target (`-n`: never create or truncate it),
    * through `options.targetFd` when given (`target` then only names it in messages).
    * Emits the percentage done; completes when qemu-img has exited successfully (the data is
@@ -204,6 +219,15 @@ function clusterCounts(stdout: unknown): Pick<CheckResult, 'compressedClusters' 
  */
 export function expandArgs(source: string, target: string): string[] {
   return ['convert', '-W', '-f', 'qcow2', '-O', 'qcow2', source, target];
+}
+
+/**
+ * qemu-img's arguments for comparing a raw file with an image: both formats pinned (never probed),
+ * -q because the exit code is the answer; -s (strict) is left out so that unallocated and zeroed
+ * areas compare equal, as they read the same.
+ */
+export function compareArgs(raw: string, image: string, format: string): string[] {
+  return ['compare', '-q', '-f', 'raw', '-F', format, raw, image];
 }
 
 /**

@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
+import { GoldenBases } from '../cache/bases/golden-bases';
 import { ImageCache } from '../cache/image-cache.service';
 import { Settings } from '../config/settings';
 import { VOLUME_BACKEND, type VolumeBackend } from '../volumes/volume-backend';
@@ -33,6 +34,7 @@ export class StorageIndicators {
     private readonly cache: ImageCache,
     @Inject(VOLUME_BACKEND) private readonly backend: VolumeBackend,
     private readonly indicators: HealthIndicatorService,
+    private readonly bases: GoldenBases,
   ) {}
 
   /** Downloads land in CACHE_DIR/tmp and are renamed into CACHE_DIR/sha256 (one filesystem). */
@@ -70,13 +72,16 @@ export class StorageIndicators {
   /**
    * No probe file here: a libvirt `dir` pool lists every file of VOLUME_DIR as a volume, so
    * access(W_OK) is asked instead. The directory is made if missing, as the backend would.
+   * `clone_from_base` says whether new volumes are reflink clones of golden bases, or why they are
+   * converted (the one reflink probe per VOLUME_DIR, made once and removed at once).
    */
   private async volumeDir() {
     const session = this.indicators.check('volume_dir');
     const dir = resolve(this.settings.volumes.dir);
     try {
       await mkdir(dir, { recursive: true });
-      return session.up({ ...(await checkDirectory(dir, this.settings.ready.minFreeBytes)) });
+      const checked = await checkDirectory(dir, this.settings.ready.minFreeBytes);
+      return session.up({ ...checked, clone_from_base: await this.bases.support() });
     } catch (error) {
       return session.down({ path: dir, ...describe(error) });
     }

@@ -33,6 +33,7 @@ function pendingJob(): Job {
     volumePath: null,
     createdVolume: false,
     reusedVolume: false,
+    cloneBase: null,
     errorCode: null,
     error: null,
     createdAt: CREATED,

@@ -52,6 +52,8 @@ export interface Job {
   /** Set (before the volume is made) when this job creates its volume; rollback removes only such volumes. */
   createdVolume: boolean;
   reusedVolume: boolean;
+  /** The golden base (its file) the volume was cloned from; null when the image was converted into it. */
+  cloneBase: string | null;
   errorCode: string | null;
   error: string | null;
   createdAt: string;
@@ -71,6 +73,7 @@ const STAGE_RANGES: Record<Stage, [number, number]> = {
   downloading: [3, 50],
   inspecting: [50, 52],
   creating_volume: [52, 55],
+  cloning: [55, 99],
   converting: [55, 99],
   finalizing: [99, 100],
 };

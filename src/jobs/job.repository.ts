@@ -25,6 +25,7 @@ interface JobRow {
   volume_path: string | null;
   created_volume: number;
   reused_volume: number;
+  clone_base: string | null;
   error_code: string | null;
   error: string | null;
   created_at: string;
@@ -166,7 +167,7 @@ export class JobRepository {
       `UPDATE jobs SET status = @status, stage = @stage, stage_started_at = @stageStartedAt, percent = @percent, bytes_processed = @bytesProcessed,
            bytes_total = @bytesTotal, cache_hit = @cacheHit, image_path = @imagePath, image_sha256 = @imageSha256,
            checksum_verified = @checksumVerified,
-           volume_path = @volumePath, created_volume = @createdVolume, reused_volume = @reusedVolume,
+           volume_path = @volumePath, created_volume = @createdVolume, reused_volume = @reusedVolume, clone_base = @cloneBase,
            error_code = @errorCode, error = @error, updated_at = @updatedAt, started_at = @startedAt,
            finished_at = @finishedAt
          WHERE id = @id`,
@@ -223,6 +224,7 @@ function toJob(row: JobRow): Job {
     volumePath: row.volume_path,
     createdVolume: row.created_volume === 1,
     reusedVolume: row.reused_volume === 1,
+    cloneBase: row.clone_base,
     errorCode: row.error_code,
     error: row.error,
     createdAt: row.created_at,

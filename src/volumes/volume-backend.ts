@@ -20,6 +20,8 @@ export interface WritableVolume extends ExistingVolume {
   readsAsZeros: boolean;
   /** qemu-img destination cache mode that is both fast and durable for this kind of target. */
   cacheMode: 'none' | 'writeback';
+  /** Set on a volume made as a copy-on-write clone of this base file: it holds the image already. */
+  clonedFrom?: string;
 }
 
 /**
@@ -33,6 +35,12 @@ export interface VolumeBackend {
   find(name: string): Promise<ExistingVolume | undefined>;
   /** Creates a new volume; fails if one of this name appeared meanwhile. */
   create(name: string, sizeBytes: number): Promise<WritableVolume>;
+  /**
+   * Creates a new volume as a copy-on-write clone of a golden base (the image as raw data, at most
+   * `sizeBytes` long), grown to `sizeBytes`; past the base it reads as zeros. Fails like `create`
+   * if one of this name appeared meanwhile. Only backends that can share blocks have it.
+   */
+  cloneFrom?(name: string, sizeBytes: number, basePath: string): Promise<WritableVolume>;
   /** Prepares an existing volume for overwriting. */
   reuse(volume: ExistingVolume): Promise<WritableVolume>;
   /**

@@ -85,6 +85,9 @@ describe("a job's story in the log", () => {
     assert.equal(byMsg['image inspected: safe to open'].format, 'qcow2');
     assert.ok(byMsg['image inspected: safe to open'].virtual_size > 0);
     assert.match(byMsg['volume created'].volume_path, /vm-log-miss/);
+    // The test's VOLUME_DIR has no reflinks (ext4): the line says why the volume is converted, not cloned.
+    assert.equal(byMsg['volume created'].clone, false);
+    assert.match(byMsg['volume created'].no_clone_because, /reflink copies.*; converting$/);
     assert.equal(
       byMsg['image written to the volume'].virtual_size,
       byMsg['image inspected: safe to open'].virtual_size,

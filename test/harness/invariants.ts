@@ -33,7 +33,8 @@ async function allJobs(daemon: Daemon): Promise<any[]> {
  * The fault suite's invariants, checked through the API and on disk:
  * (a) every job is final (or running, when allowed); (b) every volume on disk is accounted for by
  * a completed job or was there before; (c) the cache tmp area is empty; (d) every cache index row
- * has a file whose sha256 matches. (e) — a fresh job completes — is `freshJobCompletes`.
+ * has a file whose sha256 matches; (f) every golden base belongs to a cached image. (e) — a fresh job
+ * completes — is `freshJobCompletes`.
  */
 export async function checkInvariants(daemon: Daemon, options: InvariantOptions): Promise<InvariantReport> {
   const jobs = await allJobs(daemon);
@@ -48,7 +49,9 @@ export async function checkInvariants(daemon: Daemon, options: InvariantOptions)
   }
 
   const volumesDir = join(options.dir, 'var/volumes');
-  const volumes = existsSync(volumesDir) ? readdirSync(volumesDir).map((f) => f.replace(/\.raw$/, '')) : [];
+  const names = existsSync(volumesDir) ? readdirSync(volumesDir) : [];
+  // The golden bases directory is no volume: (f) below accounts for each of its files.
+  const volumes = names.filter((f) => f !== BASES_DIR).map((f) => f.replace(/\.raw$/, ''));
   const completed = new Set(jobs.filter((j) => j.status === 'completed').map((j) => j.volume_name));
   const running = new Set(jobs.filter((j) => j.status === 'running').map((j) => j.volume_name));
   for (const volume of volumes) {
@@ -67,7 +70,33 @@ export async function checkInvariants(daemon: Daemon, options: InvariantOptions)
     const actual = execFileSync('sha256sum', [file]).toString().slice(0, 64);
     assert.equal(actual, entry.sha256, `(d) cache file ${entry.sha256} does not hash to its name`);
   }
+  if (names.includes(BASES_DIR)) checkBases(join(volumesDir, BASES_DIR), cache, options.allowRunning);
   return { jobs: jobs.length, finals, volumes: volumes.length, cacheEntries: cache.entries.length };
+}
+
+/** VOLUME_DIR/.lvp-bases: made only when a golden base is made (never on a filesystem without reflinks). */
+const BASES_DIR = '.lvp-bases';
+
+/**
+ * (f) every file in the bases directory is a complete base the daemon lists (its .raw and .json)
+ * of an image it has cached; a half-made one (.partial) only while jobs may still run; the
+ * directory exists only while it holds something.
+ */
+function checkBases(dir: string, cache: any, allowRunning?: boolean): void {
+  const cached = new Set<string>(cache.entries.map((e: any) => e.sha256));
+  const listed = new Set<string>(cache.bases.map((b: any) => `${b.sha256}-${b.virtual_size}`));
+  const files = readdirSync(dir);
+  if (!allowRunning) assert.ok(files.length > 0, '(f) an empty golden bases directory was left');
+  for (const file of files) {
+    const match = /^([0-9a-f]{64})-(\d+)\.(raw|json|partial)$/.exec(file);
+    assert.ok(match, `(f) ${file} in the golden bases directory is no base`);
+    if (match[3] === 'partial') {
+      assert.ok(allowRunning, `(f) half-made golden base ${file} left behind`);
+      continue;
+    }
+    assert.ok(listed.has(`${match[1]}-${match[2]}`), `(f) golden base file ${file} is not a listed base`);
+    assert.ok(cached.has(match[1]), `(f) golden base ${file} belongs to no cached image`);
+  }
 }
 
 /** (e): the daemon accepts and completes a fresh job. */

@@ -83,6 +83,18 @@ export class JobStatusDto {
   @ApiProperty({ description: 'The job reused a volume that existed before it' })
   volume_reused!: boolean;
 
+  @ApiProperty({
+    description: 'The volume is a copy-on-write clone of a golden base (no byte of the image was rewritten)',
+  })
+  clone!: boolean;
+
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    description: 'The golden base it was cloned from (VOLUME_DIR/.lvp-bases/<sha256>-<virtual size>.raw)',
+  })
+  clone_base!: string | null;
+
   @ApiProperty({ nullable: true, type: String })
   error!: string | null;
 
@@ -129,6 +141,8 @@ export class JobStatusDto {
       checksum_verified: job.checksumVerified,
       volume_path: job.volumePath,
       volume_reused: job.reusedVolume,
+      clone: job.cloneBase !== null,
+      clone_base: job.cloneBase,
       error: job.error,
       error_code: job.errorCode,
       ...(queuePosition === undefined ? {} : { queue_position: queuePosition }),

@@ -1,5 +1,5 @@
 import { dirname } from 'node:path';
-import { catchError, concat, defer, map, of } from 'rxjs';
+import { catchError, concat, defer, EMPTY, map, of } from 'rxjs';
 import { NoSpaceError } from '../../common/errors';
 import { skipsZeroWrites, type ConvertOptions, type QemuImg } from '../../convert/qemu-img';
 import { throughTarget, type VolumeBackend } from '../../volumes/volume-backend';
@@ -12,12 +12,16 @@ export interface ConvertDeps {
   volumes: VolumeBackend;
 }
 
-/** converting: qemu-img writes the image as raw data into the volume; its -p output is the progress. */
+/**
+ * converting: qemu-img writes the image as raw data into the volume; its -p output is the progress.
+ * A clone of a golden base holds the image already: nothing to write.
+ */
 export function makeConvertStage({ qemuImg, volumes }: ConvertDeps): PipelineStage {
   return (ctx) =>
     defer(() => {
       const { info, format, readPath } = need(ctx.inspected);
       const volume = need(ctx.volume);
+      if (volume.clonedFrom) return EMPTY;
       const virtualSize = info.virtualSize;
       const options: ConvertOptions = {
         sourceFormat: format,

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { concat, EMPTY, mergeMap, of, type Observable } from 'rxjs';
+import { BASE_STORE, type BaseStore } from '../../cache/base-store';
 import { IMAGE_STORE, type ImageStore } from '../../cache/image-store';
 import { Settings } from '../../config/settings';
 import { QemuImg } from '../../convert/qemu-img';
@@ -12,6 +13,7 @@ import { makeConvertStage } from './convert.stage';
 import { makeFetchStage } from './fetch.stage';
 import { makeFinalizeStage } from './finalize.stage';
 import { makeInspectStage } from './inspect.stage';
+import { makeKeepBaseStage } from './keep-base.stage';
 import { need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
 import { makeResolveStage } from './resolve.stage';
 import { makeVolumeStage } from './volume.stage';
@@ -28,6 +30,7 @@ export class ProvisionPipeline {
   private readonly inspect: PipelineStage;
   private readonly prepareVolume: PipelineStage;
   private readonly write: PipelineStage;
+  private readonly keepBase: PipelineStage;
   private readonly finalize: PipelineStage;
 
   constructor(
@@ -37,12 +40,14 @@ export class ProvisionPipeline {
     @Inject(IMAGE_STORE) private readonly store: ImageStore,
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
     virsh: Virsh,
+    @Inject(BASE_STORE) bases: BaseStore,
   ) {
     this.resolve = makeResolveStage({ sources, images: settings.images }); //  resolve
     this.fetch = makeFetchStage({ store }); //                   checking_cache, downloading
     this.inspect = makeInspectStage({ qemuImg, inspect: settings.inspect }); //   inspecting
-    this.prepareVolume = makeVolumeStage({ volumes }); //        creating_volume
+    this.prepareVolume = makeVolumeStage({ volumes, bases }); // creating_volume, cloning
     this.write = makeConvertStage({ qemuImg, volumes }); //               converting
+    this.keepBase = makeKeepBaseStage({ bases }); //             (converting: a golden base for later clones)
     this.finalize = makeFinalizeStage({ volumes, virsh }); //    finalizing
   }
 
@@ -55,8 +60,16 @@ export class ProvisionPipeline {
   }
 
   private provision(ctx: JobContext): Observable<StageEvent> {
-    const { resolve, fetch, inspect, prepareVolume, write, finalize } = this;
-    return concat(resolve(ctx), fetch(ctx), inspect(ctx), prepareVolume(ctx), write(ctx), finalize(ctx));
+    const { resolve, fetch, inspect, prepareVolume, write, keepBase, finalize } = this;
+    return concat(
+      resolve(ctx),
+      fetch(ctx),
+      inspect(ctx),
+      prepareVolume(ctx),
+      write(ctx),
+      keepBase(ctx),
+      finalize(ctx),
+    );
   }
 
   /** A prefetch only fills the cache. */

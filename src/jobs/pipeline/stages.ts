@@ -1,6 +1,7 @@
 /**
  * The stages a job reports, in the order they run (provision.pipeline.ts runs them; a prefetch
- * stops after downloading and reports finalizing). Metrics and the API list them from here.
+ * stops after downloading and reports finalizing). A new volume made as a clone of a golden base
+ * reports `cloning` instead of `converting`. Metrics and the API list them from here.
  */
 export const STAGES = [
   'resolve',
@@ -8,6 +9,7 @@ export const STAGES = [
   'downloading',
   'inspecting',
   'creating_volume',
+  'cloning',
   'converting',
   'finalizing',
 ] as const;

@@ -1,15 +1,21 @@
+import type { BaseStore } from '../../cache/base-store';
 import { ImageRejectedError, VolumeNotRegularFileError } from '../../common/errors';
 import { GIB, type VolumeBackend, type WritableVolume } from '../../volumes/volume-backend';
 import { findReusable } from '../../volumes/volume-reuse';
-import { jobLog } from '../job-event';
-import { asyncStage, need, type PipelineStage } from './job-context';
+import { jobLog, type JobEvent } from '../job-event';
+import { asyncStage, need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
 
 export interface VolumeDeps {
   volumes: VolumeBackend;
+  bases: BaseStore;
 }
 
-/** creating_volume: create the volume, or reuse an existing one within ±5 % of the requested size. */
-export function makeVolumeStage({ volumes }: VolumeDeps): PipelineStage {
+/**
+ * creating_volume: create the volume, or reuse an existing one within ±5 % of the requested size
+ * (overwritten by converting, as before). A new volume on an image with a golden base is a clone
+ * of it (stage `cloning`); without one it is created empty, and the job log says why no clone.
+ */
+export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
   return (ctx) =>
     asyncStage(ctx, async (emit) => {
       emit({ type: 'stage', stage: 'creating_volume' });
@@ -29,13 +35,28 @@ export function makeVolumeStage({ volumes }: VolumeDeps): PipelineStage {
         emit(jobLog('volume reused', describe(ctx.volume)));
         return;
       }
+      const clone = await cloneSource(bases, volumes, ctx);
       // Recorded (and persisted) before the volume exists, so a crash at any point after leaves a
-      // record that lets the next start remove it.
+      // record that lets the next start remove it (a half-made clone too).
       ctx.createdVolume = true;
       emit({ type: 'fact', facts: { createdVolume: true, volumePath: volumes.pathFor(name) } });
       try {
+        if (clone.lease && volumes.cloneFrom) {
+          emit({ type: 'stage', stage: 'cloning' });
+          const started = Date.now();
+          try {
+            ctx.volume = await volumes.cloneFrom(name, requested, clone.lease.base.path);
+          } finally {
+            await clone.lease.release();
+          }
+          emit({ type: 'fact', facts: { cloneBase: clone.lease.base.path } });
+          emit(cloned(ctx.volume, clone.lease.base.rawSha256, (Date.now() - started) / 1000));
+          return;
+        }
         ctx.volume = await volumes.create(name, requested);
-        emit(jobLog('volume created', describe(ctx.volume)));
+        emit(
+          jobLog('volume created', { ...describe(ctx.volume), clone: false, no_clone_because: clone.reason }),
+        );
       } catch (error) {
         if (
           (error as NodeJS.ErrnoException).code === 'EEXIST' ||
@@ -48,6 +69,32 @@ export function makeVolumeStage({ volumes }: VolumeDeps): PipelineStage {
         throw error;
       }
     });
+}
+
+/** A complete golden base to clone (held until the clone is made), or why the volume is converted into. */
+async function cloneSource(
+  bases: BaseStore,
+  volumes: VolumeBackend,
+  ctx: JobContext,
+): Promise<{ lease?: ReturnType<BaseStore['acquire']>; reason?: string }> {
+  const { info } = need(ctx.inspected);
+  const support = await bases.support();
+  if (!support.enabled || !volumes.cloneFrom)
+    return { reason: `${support.reason ?? 'no clones'}; converting` };
+  if (info.virtualSize > ctx.request.volume_size_gb * GIB)
+    return { reason: 'the image is larger than the volume' };
+  const lease = bases.acquire(need(ctx.fetched).image.sha256, info.virtualSize);
+  return lease ? { lease } : { reason: 'no golden base of this image yet: converting (and keeping one)' };
+}
+
+function cloned(volume: WritableVolume, rawSha256: string, seconds: number): StageEvent & JobEvent {
+  return jobLog('volume cloned from a golden base', {
+    ...describe(volume),
+    clone: true,
+    base: volume.clonedFrom,
+    base_raw_sha256: rawSha256,
+    seconds,
+  });
 }
 
 function describe(volume: WritableVolume): Record<string, unknown> {

@@ -1,0 +1,322 @@
+import assert from 'node:assert/strict';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  truncateSync,
+  writeSync,
+  writeFileSync,
+  closeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { GoldenBases } from '../../src/cache/bases/golden-bases';
+import { Settings } from '../../src/config/settings';
+import { QemuImg } from '../../src/convert/qemu-img';
+import { reflinkCopy } from '../../src/volumes/reflink';
+import { Daemon } from '../harness/daemon';
+import { ImageServer } from '../harness/image-server';
+import { readSse } from '../harness/sse';
+import { waitFor } from '../harness/wait';
+import { makeWorkdir } from '../harness/workdir';
+import { xfsLoop, xfsSkipReason } from '../harness/xfs-loop';
+import { rawReference, sameBytes, sha256File, smallQcow2, uniqueQcow2 } from '../fixtures/images';
+
+const GIB = 1024 ** 3;
+const skip = xfsSkipReason();
+
+/** The reference a 1 GiB volume must equal: qemu-img convert of the source, zeros past the image. */
+function volumeReference(image: string, dir: string): string {
+  const ref = rawReference(image, 'qcow2', dir);
+  truncateSync(ref, GIB);
+  return ref;
+}
+
+/** The stages a job reports, from its event stream, until it ends. */
+function stagesOf(daemon: Daemon, jobId: string): Promise<string[]> {
+  const stages: string[] = [];
+  const stream = readSse(`${daemon.url}/api/v1/jobs/${jobId}/events`, (event) => {
+    const stage = event.data.progress.stage as string;
+    if (stages.at(-1) !== stage) stages.push(stage);
+  });
+  return stream.done.then(() => stages);
+}
+
+describe('golden bases and reflink clones on an XFS volume directory', { skip }, () => {
+  const work = makeWorkdir('clone');
+  const www = join(work.dir, 'www');
+  let xfs: ReturnType<typeof xfsLoop>;
+  let volumes: string;
+  let server: ImageServer;
+  let daemon: Daemon;
+  let reference: string;
+  let sha256: string;
+  const env = () => ({ VOLUME_DIR: volumes, CACHE_DIR: join(work.dir, 'cache'), LOG_LEVEL: 'info' });
+  const provision = async (volume: string, image = 'small.qcow2') => {
+    const submitted = await daemon.provision({
+      image_url: `${server.url}/${image}`,
+      volume_name: volume,
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    });
+    assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+    return submitted.body.job_id as string;
+  };
+  const jobLines = (id: string) => daemon.jsonLogs().filter((l) => l.job_id === id && !l.audit);
+
+  before(async () => {
+    mkdirSync(www);
+    copyFileSync(smallQcow2(), join(www, 'small.qcow2'));
+    xfs = xfsLoop(work.dir, 2048);
+    volumes = join(xfs.mountpoint, 'volumes');
+    reference = volumeReference(smallQcow2(), work.dir);
+    sha256 = sha256File(smallQcow2());
+    server = await new ImageServer(www).start();
+    daemon = await new Daemon({ dir: work.dir, env: env() }).start();
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await server?.stop();
+    xfs?.cleanup();
+    work.cleanup();
+  });
+
+  it('says in /readyz that new volumes are clones here', async () => {
+    const { body } = await daemon.request('GET', '/readyz');
+    assert.deepEqual(body.details.volume_dir.clone_from_base, { enabled: true });
+    // The probe's files are gone, and no base directory exists before a base is made.
+    assert.deepEqual(readdirSync(volumes), []);
+  });
+
+  it('converts the first volume of an image and keeps a verified golden base of it', async () => {
+    const id = await provision('vm-a');
+    const final = await daemon.waitFinal(id);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.clone, false);
+    assert.equal(final.clone_base, null);
+    assert.ok(sameBytes(join(volumes, 'vm-a.raw'), reference));
+    const kept = jobLines(id).find((l) => l.msg === 'golden base kept');
+    assert.ok(kept, JSON.stringify(jobLines(id).map((l) => l.msg)));
+    // Its recorded digest is that of the image as raw data (qemu-img convert of the source).
+    const imageRaw = rawReference(smallQcow2(), 'qcow2', work.dir);
+    assert.equal(kept.raw_sha256, sha256File(imageRaw));
+    assert.equal(sha256File(kept.base as string), kept.raw_sha256);
+    const cache = (await daemon.request('GET', '/api/v1/cache')).body;
+    assert.equal(cache.bases.length, 1);
+    assert.equal(cache.bases[0].sha256, sha256);
+    assert.equal(cache.bases[0].virtual_size, 64 * 1024 ** 2);
+    assert.equal(cache.bases[0].raw_sha256, kept.raw_sha256);
+    assert.ok(cache.bases[0].size > 0 && cache.base_total_bytes === cache.bases[0].size);
+    assert.equal(typeof cache.bases[0].last_used_at, 'string');
+  });
+
+  it('makes a fresh volume on the warm image as a clone, byte-exact, reading zeros past the image', async () => {
+    const id = await provision('vm-b');
+    const stages = stagesOf(daemon, id);
+    const final = await daemon.waitFinal(id);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.clone, true);
+    assert.match(final.clone_base, new RegExp(`/\\.lvp-bases/${sha256}-${64 * 1024 ** 2}\\.raw$`));
+    assert.ok((await stages).includes('cloning'), (await stages).join(','));
+    assert.ok(!(await stages).includes('converting'), (await stages).join(','));
+    assert.ok(sameBytes(join(volumes, 'vm-b.raw'), reference));
+    const msgs = jobLines(id).map((l) => l.msg);
+    assert.ok(msgs.includes('volume cloned from a golden base'), msgs.join(' | '));
+    assert.ok(!msgs.includes('image written to the volume'), msgs.join(' | '));
+  });
+
+  it('keeps clones and the base independent: a write to one clone changes neither', async () => {
+    const id = await provision('vm-c');
+    assert.equal((await daemon.waitFinal(id)).clone, true);
+    const base = (await daemon.request('GET', '/api/v1/cache')).body.bases[0];
+    const fd = openSync(join(volumes, 'vm-b.raw'), 'r+');
+    writeSync(fd, Buffer.alloc(1024 * 1024, 0xee), 0, 1024 * 1024, 0);
+    closeSync(fd);
+    assert.ok(!sameBytes(join(volumes, 'vm-b.raw'), reference));
+    assert.ok(sameBytes(join(volumes, 'vm-c.raw'), reference));
+    const basePath = join(volumes, '.lvp-bases', `${sha256}-${64 * 1024 ** 2}.raw`);
+    assert.equal(sha256File(basePath), base.raw_sha256);
+  });
+
+  it('overwrites an existing volume (±5 %) by converting, not by cloning', async () => {
+    const id = await provision('vm-b');
+    const final = await daemon.waitFinal(id);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.volume_reused, true);
+    assert.equal(final.clone, false);
+    assert.ok(sameBytes(join(volumes, 'vm-b.raw'), reference));
+  });
+
+  it('removes the base with its image (cache DELETE) and leaves the clones intact', async () => {
+    const deleted = await daemon.request('DELETE', `/api/v1/cache/${sha256}`);
+    assert.equal(deleted.status, 204, JSON.stringify(deleted.body));
+    assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
+    assert.equal(existsSync(join(volumes, '.lvp-bases')), false);
+    assert.ok(sameBytes(join(volumes, 'vm-c.raw'), reference));
+    assert.deepEqual(readdirSync(volumes).sort(), ['vm-a.raw', 'vm-b.raw', 'vm-c.raw']);
+  });
+
+  it('removes a half-made base at start-up after kill -9 while it was being made', async () => {
+    // 192 MiB of data: comparing and hashing the base takes long enough to catch it half-made.
+    copyFileSync(uniqueQcow2(work.dir, 'big', 192), join(www, 'big.qcow2'));
+    const id = await provision('vm-big', 'big.qcow2');
+    const bases = join(volumes, '.lvp-bases');
+    await waitFor(
+      'a half-made base',
+      () => existsSync(bases) && readdirSync(bases).some((n) => n.endsWith('.partial')),
+      60_000,
+      5,
+    );
+    await daemon.kill9();
+    daemon = await new Daemon({ dir: work.dir, env: env() }).start();
+    assert.equal((await daemon.waitFinal(id)).status, 'failed');
+    assert.equal(existsSync(bases), false, existsSync(bases) ? readdirSync(bases).join(',') : '');
+    assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
+    assert.ok(
+      daemon.jsonLogs().some((l) => /half-made or orphaned golden base/.test(String(l.msg))),
+      'start-up says what it removed',
+    );
+    // The interrupted job's volume is removed like any volume a job created.
+    assert.equal(existsSync(join(volumes, 'vm-big.raw')), false);
+  });
+
+  it('CLONE_FROM_BASE=off: removes the bases at start, converts, and keeps none', async () => {
+    const warm = await daemon.waitFinal(await provision('vm-d'));
+    assert.equal(warm.status, 'completed', warm.error);
+    assert.equal(existsSync(join(volumes, '.lvp-bases')), true);
+    await daemon.stop();
+    daemon = await new Daemon({ dir: work.dir, env: { ...env(), CLONE_FROM_BASE: 'off' } }).start();
+    assert.equal(existsSync(join(volumes, '.lvp-bases')), false);
+    const { body } = await daemon.request('GET', '/readyz');
+    assert.deepEqual(body.details.volume_dir.clone_from_base, {
+      enabled: false,
+      reason: 'CLONE_FROM_BASE=off',
+    });
+    for (const volume of ['vm-e', 'vm-f']) {
+      const final = await daemon.waitFinal(await provision(volume));
+      assert.equal(final.status, 'completed', final.error);
+      assert.equal(final.clone, false);
+      assert.ok(sameBytes(join(volumes, `${volume}.raw`), reference));
+    }
+    assert.equal(existsSync(join(volumes, '.lvp-bases')), false);
+    assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
+  });
+});
+
+describe('an ext4 volume directory (no reflinks): jobs keep converting and say so', () => {
+  const work = makeWorkdir('clone-ext4');
+  const www = join(work.dir, 'www');
+  const volumes = join(work.dir, 'volumes');
+  let server: ImageServer;
+  let daemon: Daemon;
+
+  before(async () => {
+    mkdirSync(www);
+    copyFileSync(smallQcow2(), join(www, 'small.qcow2'));
+    server = await new ImageServer(www).start();
+    // What a kill -9 in the middle of a reflink probe leaves: start-up removes it.
+    mkdirSync(volumes);
+    writeFileSync(join(volumes, '.lvp-reflink-probe-0123456789ab'), 'x');
+    daemon = await new Daemon({ dir: work.dir, env: { VOLUME_DIR: volumes, LOG_LEVEL: 'info' } }).start();
+  });
+
+  after(async () => {
+    await daemon?.stop();
+    await server?.stop();
+    work.cleanup();
+  });
+
+  it('says in /readyz why volumes are converted', async () => {
+    const { body } = await daemon.request('GET', '/readyz');
+    assert.equal(body.details.volume_dir.clone_from_base.enabled, false);
+    assert.match(body.details.volume_dir.clone_from_base.reason, /cannot make reflink copies/);
+  });
+
+  it('converts every volume, says why in the job log, and keeps no base directory', async () => {
+    const reference = volumeReference(smallQcow2(), work.dir);
+    for (const volume of ['vm-1', 'vm-2']) {
+      const submitted = await daemon.provision({
+        image_url: `${server.url}/small.qcow2`,
+        volume_name: volume,
+        volume_size_gb: 1,
+        image_type: 'qcow2',
+      });
+      const final = await daemon.waitFinal(submitted.body.job_id);
+      assert.equal(final.status, 'completed', final.error);
+      assert.equal(final.clone, false);
+      assert.ok(sameBytes(join(volumes, `${volume}.raw`), reference));
+      const created = daemon.jsonLogs().find((l) => l.job_id === final.job_id && l.msg === 'volume created');
+      assert.equal(created?.clone, false);
+      assert.match(String(created?.no_clone_because), /cannot make reflink copies.*; converting/);
+    }
+    assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
+    // No base directory, no probe file left behind: only the volumes.
+    assert.deepEqual(readdirSync(volumes).sort(), ['vm-1.raw', 'vm-2.raw']);
+  });
+});
+
+describe('golden base eviction (BASE_MAX_COUNT) on an XFS volume directory', { skip }, () => {
+  const work = makeWorkdir('clone-evict');
+  let xfs: ReturnType<typeof xfsLoop>;
+  let bases: GoldenBases;
+  let volumes: string;
+
+  /** What a job leaves after converting an image into a fresh volume: the volume, and the image's facts. */
+  const converted = (image: string, name: string) => {
+    const volumePath = join(volumes, `${name}.raw`);
+    execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', image, volumePath]);
+    truncateSync(volumePath, GIB);
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', image]).toString());
+    const virtualSize = Number(info['virtual-size']);
+    return { sha256: sha256File(image), virtualSize, volumePath, imagePath: image, format: 'qcow2' };
+  };
+
+  before(() => {
+    xfs = xfsLoop(work.dir, 512);
+    volumes = join(xfs.mountpoint, 'volumes');
+    mkdirSync(volumes);
+    const settings = new Settings();
+    settings.volumes.dir = volumes;
+    settings.bases.maxCount = 1;
+    bases = new GoldenBases(settings, new QemuImg());
+  });
+
+  after(() => {
+    xfs?.cleanup();
+    work.cleanup();
+  });
+
+  it('waits while a clone is being made from the base it would evict, and evicts it once the clone is done', async () => {
+    const first = converted(smallQcow2(), 'vm-1');
+    const signal = new AbortController().signal;
+    assert.equal((await bases.keep(first, signal)).kept, true);
+    const lease = bases.acquire(first.sha256, first.virtualSize);
+    assert.ok(lease);
+    // A second image's base puts the bases over BASE_MAX_COUNT=1 while the first is being cloned.
+    const second = converted(uniqueQcow2(work.dir, 'other'), 'vm-2');
+    assert.equal((await bases.keep(second, signal)).kept, true);
+    assert.deepEqual(
+      bases
+        .list()
+        .map((b) => [b.sha256, b.cloning])
+        .sort(),
+      [
+        [first.sha256, 1],
+        [second.sha256, 0],
+      ].sort(),
+    );
+    // The clone in flight completes from the base it started with.
+    await reflinkCopy(lease.base.path, join(volumes, 'vm-3.raw'));
+    await lease.release();
+    assert.deepEqual(
+      bases.list().map((b) => b.sha256),
+      [second.sha256],
+    );
+    assert.equal(existsSync(lease.base.path), false);
+    assert.equal(sha256File(join(volumes, 'vm-3.raw')), lease.base.rawSha256);
+  });
+});
