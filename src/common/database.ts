@@ -63,6 +63,9 @@ const MIGRATIONS: string[] = [
    CREATE INDEX cache_sources_sha256 ON cache_sources (sha256);`,
   // Facts about the daemon itself, e.g. that the last stop was clean (pending jobs then survive).
   `CREATE TABLE daemon_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // How often a crash interrupted a job that then resumed, and from which byte its download went on.
+  `ALTER TABLE jobs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN resumed_from_bytes INTEGER;`,
 ];
 
 export function openDatabase(path: string): Database.Database {

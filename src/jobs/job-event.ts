@@ -24,6 +24,7 @@ export type JobEvent =
         volumePath: string;
         createdVolume: boolean;
         reusedVolume: boolean;
+        resumedFromBytes: number;
       }>;
     }
   | { type: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> };

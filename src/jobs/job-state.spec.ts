@@ -33,6 +33,8 @@ function pendingJob(): Job {
     volumePath: null,
     createdVolume: false,
     reusedVolume: false,
+    resumed: 0,
+    resumedFromBytes: null,
     errorCode: null,
     error: null,
     createdAt: CREATED,

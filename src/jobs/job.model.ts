@@ -52,6 +52,10 @@ export interface Job {
   /** Set (before the volume is made) when this job creates its volume; rollback removes only such volumes. */
   createdVolume: boolean;
   reusedVolume: boolean;
+  /** Times a crash interrupted this job and a restart resumed it. */
+  resumed: number;
+  /** Bytes of the download kept from before the last restart (null: nothing was resumed). */
+  resumedFromBytes: number | null;
   errorCode: string | null;
   error: string | null;
   createdAt: string;

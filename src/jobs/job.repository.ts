@@ -25,6 +25,8 @@ interface JobRow {
   volume_path: string | null;
   created_volume: number;
   reused_volume: number;
+  resumed: number;
+  resumed_from_bytes: number | null;
   error_code: string | null;
   error: string | null;
   created_at: string;
@@ -167,6 +169,7 @@ export class JobRepository {
            bytes_total = @bytesTotal, cache_hit = @cacheHit, image_path = @imagePath, image_sha256 = @imageSha256,
            checksum_verified = @checksumVerified,
            volume_path = @volumePath, created_volume = @createdVolume, reused_volume = @reusedVolume,
+           resumed = @resumed, resumed_from_bytes = @resumedFromBytes,
            error_code = @errorCode, error = @error, updated_at = @updatedAt, started_at = @startedAt,
            finished_at = @finishedAt
          WHERE id = @id`,
@@ -223,6 +226,8 @@ function toJob(row: JobRow): Job {
     volumePath: row.volume_path,
     createdVolume: row.created_volume === 1,
     reusedVolume: row.reused_volume === 1,
+    resumed: row.resumed,
+    resumedFromBytes: row.resumed_from_bytes,
     errorCode: row.error_code,
     error: row.error,
     createdAt: row.created_at,

@@ -25,8 +25,15 @@ export function makeVolumeStage({ volumes }: VolumeDeps): PipelineStage {
           );
         }
         ctx.volume = await volumes.reuse(existing);
-        emit({ type: 'fact', facts: { reusedVolume: true, volumePath: ctx.volume.path } });
-        emit(jobLog('volume reused', describe(ctx.volume)));
+        // Made by this job before a restart: still its own, so rollback still removes it.
+        const own = ctx.createdVolume;
+        emit({ type: 'fact', facts: { reusedVolume: !own, volumePath: ctx.volume.path } });
+        emit(
+          jobLog(
+            own ? 'volume this job created before the restart reused' : 'volume reused',
+            describe(ctx.volume),
+          ),
+        );
         return;
       }
       // Recorded (and persisted) before the volume exists, so a crash at any point after leaves a
