@@ -15,7 +15,14 @@ describe('planResume: the bytes a crash left go on only for the same object vers
   // [what, record beside the partial, bytes on disk, source now, resume?, reason matches]
   const cases: [string, PartialMeta | undefined, number, typeof ref, boolean, RegExp | undefined][] = [
     ['same ETag, fewer bytes than the object: resumes', meta(), 400, ref, true, undefined],
-    ['same ETag, all bytes already there: resumes (the range is empty)', meta(), 1000, ref, true, undefined],
+    [
+      'same ETag, all bytes already there: resumes (nothing left to fetch)',
+      meta(),
+      1000,
+      ref,
+      true,
+      undefined,
+    ],
     ['no bytes on disk: a plain start, nothing to say', meta(), 0, ref, false, undefined],
     [
       'the ETag changed during the outage: starts over',

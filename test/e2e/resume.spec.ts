@@ -4,6 +4,7 @@ import {
   existsSync,
   mkdirSync,
   openSync,
+  readFileSync,
   readdirSync,
   statSync,
   truncateSync,
@@ -74,7 +75,7 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
     extra: Record<string, unknown> = {},
   ): Promise<{ jobId: string; size: number; kept: number }> {
     const size = statSync(join(www, name)).size;
-    server.bytesPerSecond = 2 * MIB;
+    server.bytesPerSecond = MIB; // ~9 s for the 8.7 MB image: a kill lands mid-download even under load
     const d = await crashAndStart();
     const { status, body } = await d.provision({
       image_url: `${server.url}/${name}`,
@@ -120,7 +121,7 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
 
   it('kill -9 with 1 running and 20 pending: the running job resumes with the missing bytes only, the pending ones run in order', async () => {
     const size = statSync(join(www, 'big.qcow2')).size;
-    server.bytesPerSecond = 2 * MIB;
+    server.bytesPerSecond = MIB; // ~9 s for the 8.7 MB image: a kill lands mid-download even under load
     let d = await crashAndStart();
     const request = {
       image_url: `${server.url}/big.qcow2`,
@@ -259,6 +260,25 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
     assertByteExact(join(volumes, 'vm-cut.raw'), join(www, 'cut.qcow2'), work.dir);
   });
 
+  it('fetches nothing more when the partial file already holds every byte', async () => {
+    const image = join(www, 'whole.qcow2');
+    copyFileSync(uniqueQcow2(work.dir, 'whole', 8), image);
+    const { jobId, size, kept } = await interruptedDownload('whole.qcow2', 'vm-whole');
+    // As if the crash came just after the last byte was written.
+    const fd = openSync(partialPath(tmp), 'r+');
+    writeSync(fd, readFileSync(image).subarray(kept), 0, size - kept, kept);
+    closeSync(fd);
+    server.bytesPerSecond = 0;
+    const from = server.requests.length;
+    const d = await crashAndStart();
+    const final = await d.waitFinal(jobId, JOB_MS);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.resumed_from_bytes, size);
+    assert.equal(final.image_sha256, sha256File(image));
+    assert.deepEqual(getsSince(from, 'whole.qcow2'), []);
+    assertByteExact(join(volumes, 'vm-whole.raw'), image, work.dir);
+  });
+
   it('fails a job crashes interrupt more than RESUME_MAX times, naming the limit (a crash loop ends)', async () => {
     const env = { RESUME_MAX: '1' };
     const { jobId, kept } = await interruptedDownload('loop.qcow2', 'vm-loop');
@@ -306,7 +326,7 @@ describe('an interrupted S3 download resumes with a range request guarded by the
 
   it('transfers only the missing bytes after kill -9, and the volume is byte-exact', async () => {
     const size = statSync(image).size;
-    s3.bytesPerSecond = 2 * MIB;
+    s3.bytesPerSecond = MIB; // ~9 s for the 8.7 MB image: a kill lands mid-download even under load
     daemon = await new Daemon({ dir: work.dir, env: s3.daemonEnv() }).start();
     const { body } = await daemon.provision({
       image_url: `s3://${BUCKET}/big.qcow2`,
