@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { constants } from 'node:fs';
 import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@nestjs/common';
@@ -102,13 +103,10 @@ export class ResumablePartials implements PartialDownloads {
     const plan = planResume(await readMeta(partial), bytesOnDisk, ref);
     if (!plan.resume) await rm(partial, { force: true });
     const meta: PartialMeta = { url: ref.url, etag: ref.etag, size: ref.size };
-    await writeFile(partial + META, JSON.stringify(meta), { mode: 0o600 });
+    // O_NOFOLLOW, as for the partial file itself (downloader.ts): never written through a link.
+    const flag = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+    await writeFile(partial + META, JSON.stringify(meta), { mode: 0o600, flag });
     return plan;
-  }
-
-  /** Whether a transfer into `partial` can go on after a crash (so a failed try keeps its bytes). */
-  resumable(partial: string): boolean {
-    return this.inUse.has(partial);
   }
 
   /** The transfer is over: its file was renamed into place or is to go. */
@@ -125,7 +123,8 @@ export class ResumablePartials implements PartialDownloads {
 
   async adopt(urls: string[]): Promise<void> {
     const wanted = new Set(urls.map((url) => this.pathFor(url)));
-    const orphans = (await readdir(this.tmpDir))
+    // Read after store recovery (the cache module starts first); a missing tmp/ has nothing to adopt.
+    const orphans = (await readdir(this.tmpDir).catch(() => [] as string[]))
       .filter((name) => name.startsWith('resume-') && name.endsWith(SUFFIX))
       .map((name) => join(this.tmpDir, name))
       .filter((path) => !wanted.has(path) && !this.inUse.has(path));
