@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
-import { checkInvariants } from '../harness/invariants';
+import { checkInvariants, report } from '../harness/invariants';
 import { BUCKET, S3Server } from '../harness/s3-server';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
@@ -174,6 +174,7 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
     assert.equal(gets[0].range, `bytes=${kept}-`);
     assert.equal(gets[0].status, 206);
     assert.equal(gets[0].bytesSent, size - kept, 'only the missing bytes crossed the network');
+    report('HTTP download resumed after kill -9', { size, kept, sent_after_restart: gets[0].bytesSent });
     assert.equal(logsOf(running, 'download resumed after the restart')[0]?.resume_at, kept);
     assertByteExact(join(volumes, 'vm-big.raw'), join(www, 'big.qcow2'), work.dir);
 
@@ -422,6 +423,7 @@ describe('an interrupted S3 download resumes with a range request guarded by the
     assert.equal(gets[0].range, `bytes=${kept}-`);
     assert.ok(gets[0].ifMatch, 'the range request is guarded by the ETag (If-Match)');
     assert.equal(gets[0].bytesSent, size - kept);
+    report('S3 download resumed after kill -9', { size, kept, sent_after_restart: gets[0].bytesSent });
     const volume = join(work.dir, 'var/volumes/vm-s3.raw');
     assert.equal(statSync(volume).size, GIB);
     assertByteExact(volume, image, work.dir);
