@@ -6,7 +6,8 @@ import { join, resolve } from 'node:path';
  * Where the cache keeps its files. CACHE_DIR/sha256/<hex> holds each image exactly as published;
  * next to it `<hex>.unpacked` (a gz/xz/zst/bz2 image, unpacked) and `<hex>.expanded` (a qcow2 with
  * compressed clusters, rewritten without compression). Everything partial is written in
- * CACHE_DIR/tmp (same filesystem, so a rename puts it in place) and removed at start-up.
+ * CACHE_DIR/tmp (same filesystem, so a rename puts it in place) and removed at start-up, except
+ * downloads a crash interrupted (resumable-partials.ts).
  */
 export class CacheLayout {
   readonly storeDir: string;

@@ -14,6 +14,11 @@ export interface DownloadOptions {
   /** Partial file; created if missing, appended to on resume. */
   path: string;
   attempts: number;
+  /**
+   * `path` holds the first bytes of this object version, left by a crash: they are re-hashed
+   * (the hash state cannot be saved) and the transfer goes on after them.
+   */
+  resumeFromDisk?: boolean;
   /** Milliseconds to wait before retry n (1-based). */
   delayBeforeRetry: (retry: number) => number;
   signal: AbortSignal;
@@ -45,6 +50,12 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
   let bytes = 0;
   let lastError: Error | undefined;
   let restarts = 0;
+  if (options.resumeFromDisk) {
+    ({ hash, bytes } = await rehash(path));
+    options.onBytes(bytes, ref.size);
+    // Every byte arrived before the crash: a range from the end would be answered 416.
+    if (bytes === ref.size) return { sha256: hash.digest('hex'), bytes, etag: ref.etag };
+  }
 
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
     if (attempt > 1) {

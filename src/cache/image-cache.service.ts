@@ -19,6 +19,7 @@ import { ExpandedCopies } from './expanded-copies';
 import { FetchEvent, ImageRequest, ImageStore, LocalImage } from './image-store';
 import { ReaderPins } from './reader-pins';
 import { SharedDownloads, Stored } from './shared-downloads';
+import { ResumablePartials } from './resumable-partials';
 import { recoverStore } from './store-recovery';
 import { UnpackedCopies } from './unpacked-copies';
 
@@ -39,6 +40,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   private readonly index: DurableIndex;
   private readonly expanded: ExpandedCopies;
   private readonly unpackedCopies: UnpackedCopies;
+  readonly partials: ResumablePartials;
 
   constructor(
     private readonly settings: Settings,
@@ -50,10 +52,11 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   ) {
     const layout = (this.layout = new CacheLayout(settings.cache.dir));
     const logger = this.logger;
+    this.partials = new ResumablePartials(layout, settings.jobs.resumeInterrupted, logger);
     this.downloads = new SharedDownloads({
       settings,
       sources,
-      partialPath: () => layout.partialDownload(),
+      partials: this.partials,
       place: (partial, downloaded, url) => this.place(partial, downloaded, url),
       onTaken: (stored) => this.pins.unpin(stored),
       onReceived: (bytes) => (this.counters.bytesDownloaded += bytes),
@@ -83,7 +86,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
 
   /** Start-up: the index and the files are made to agree (store-recovery.ts). */
   async onModuleInit(): Promise<void> {
-    const expanded = await recoverStore(this.layout, this.repository, this.logger);
+    const expanded = await recoverStore(this.layout, this.repository, this.logger, this.partials.keep);
     for (const sha256 of expanded) await this.expanded.found(sha256);
     await this.evict();
     await this.bases.recover((sha256) => this.repository.get(sha256) !== undefined);

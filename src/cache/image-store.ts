@@ -34,6 +34,10 @@ export type FetchEvent =
   | { kind: 'progress'; bytes: number; total?: number }
   /** A transfer attempt failed; the download goes on after a delay (resuming at `resumeAt`). */
   | { kind: 'retry'; retry: number; error: string; resumeAt: number }
+  /** The download goes on from `fromBytes` bytes a crash left (re-hashed, then a range request). */
+  | { kind: 'resumed'; fromBytes: number }
+  /** Bytes a crash left could not be used (`reason`): the download starts from zero. */
+  | { kind: 'restarted'; reason: string; bytesOnDisk: number }
   /** `download` is set when this request's bytes were transferred (not a cache hit). */
   | { kind: 'ready'; image: LocalImage; download?: { bytes: number; seconds: number } };
 
@@ -42,8 +46,18 @@ export type FetchEvent =
  * file, emitting progress on the way. Unsubscribing stops this job's interest; a transfer no job
  * needs any more is aborted and its partial file removed.
  */
+/** Partial downloads kept across a crash (RESUME_INTERRUPTED), so jobs can resume them. */
+export interface PartialDownloads {
+  /** After a restart: kept for the jobs about to resume with these image URLs; the others are removed. */
+  adopt(urls: string[]): Promise<void>;
+  /** A job with this image URL ended without taking up its kept partial (cache hit, failed first): it goes. */
+  discard(url: string): Promise<void>;
+}
+
 export interface ImageStore {
   obtain(request: ImageRequest, job: JobScope): Observable<FetchEvent>;
+  /** The partial downloads a crash interrupted, kept in tmp/ for their jobs to resume. */
+  readonly partials: PartialDownloads;
   /** Path of the decompressed form of a compressed image, made once and kept with it. */
   unpacked(
     image: LocalImage,

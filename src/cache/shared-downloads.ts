@@ -1,10 +1,10 @@
-import { rm } from 'node:fs/promises';
 import { finalize, Observable, ReplaySubject, share } from 'rxjs';
 import { ChecksumMismatchError, SourceError } from '../common/errors';
 import { Settings } from '../config/settings';
 import type { ImageSource } from '../storage/image-source';
 import { download, Downloaded, retryDelay } from './downloader';
 import type { ImageRequest } from './image-store';
+import type { ResumablePartials } from './resumable-partials';
 
 /** What a finished download left: a file in the store, or (too big to keep) a file used once. */
 export interface Stored {
@@ -17,13 +17,17 @@ export interface Stored {
 export type DownloadEvent =
   | { kind: 'progress'; bytes: number; total?: number }
   | { kind: 'retry'; retry: number; error: string; resumeAt: number }
+  /** The transfer goes on from bytes a crash left in tmp/ (re-hashed, then a range request). */
+  | { kind: 'resumed'; fromBytes: number }
+  /** Bytes a crash left could not be used: the transfer starts from zero, for this reason. */
+  | { kind: 'restarted'; reason: string; bytesOnDisk: number }
   | { kind: 'stored'; stored: Stored; seconds: number };
 
 export interface SharedDownloadsDeps {
   settings: Settings;
   sources: ImageSource[];
-  /** A new path in tmp/ for a partial download. */
-  partialPath: () => string;
+  /** The paths in tmp/ partial downloads are written to (kept across a crash, to resume). */
+  partials: ResumablePartials;
   /** Moves the verified file into place, pinned for the jobs waiting for it. */
   place: (partial: string, downloaded: Downloaded, url: string) => Promise<Stored>;
   /** Every job sharing the download has taken the file: the download's own pin goes. */
@@ -74,20 +78,20 @@ export class SharedDownloads {
   }
 
   private downloadOnce({ ref, expected }: ImageRequest): Observable<DownloadEvent> {
-    const { settings, sources } = this.deps;
+    const { settings, sources, partials } = this.deps;
     return new Observable<DownloadEvent>((subscriber) => {
       const abort = new AbortController();
-      const partial = this.deps.partialPath();
+      const partial = partials.claim(ref.url);
       const source = sources.find((s) => s.handles(new URL(ref.url)));
       let settled = false;
       const started = Date.now();
-      const work = (async () => {
-        if (!source) throw new SourceError(`no image source serves ${ref.url}`);
-        const result = await download({
-          source,
+      const transfer = (resumeFromDisk: boolean) =>
+        download({
+          source: source!,
           ref,
           path: partial,
           attempts: settings.retry.attempts,
+          resumeFromDisk,
           delayBeforeRetry: (retry) => retryDelay(settings.retry.backoffMs, retry),
           signal: abort.signal,
           onBytes: (bytes, total) => subscriber.next({ kind: 'progress', bytes, total }),
@@ -96,10 +100,30 @@ export class SharedDownloads {
           onRetry: (retry, error, resumeAt) =>
             subscriber.next({ kind: 'retry', retry, error: error.message, resumeAt }),
         });
+      const work = (async () => {
+        if (!source) throw new SourceError(`no image source serves ${ref.url}`);
+        const plan = await partials.prepare(partial, ref);
+        if (plan.restartReason) {
+          subscriber.next({ kind: 'restarted', reason: plan.restartReason, bytesOnDisk: plan.bytesOnDisk });
+        }
+        if (plan.resume) subscriber.next({ kind: 'resumed', fromBytes: plan.bytesOnDisk });
+        let result = await transfer(plan.resume);
+        if (expected && result.sha256 !== expected.sha256 && plan.resume) {
+          // The bytes kept across the crash were damaged on disk (the re-hash read them as they
+          // are): fetch the whole image once more rather than fail a job the source can serve.
+          subscriber.next({
+            kind: 'restarted',
+            reason: `the resumed download hashed to ${result.sha256}, not the expected ${expected.sha256}: the bytes kept across the restart were damaged`,
+            bytesOnDisk: plan.bytesOnDisk,
+          });
+          result = await transfer(false);
+        }
         if (expected && result.sha256 !== expected.sha256) {
           throw new ChecksumMismatchError(ref.url, expected.sha256, result.sha256, expected.origin);
         }
-        return this.deps.place(partial, result, ref.url);
+        const stored = await this.deps.place(partial, result, ref.url);
+        await partials.done(partial);
+        return stored;
       })();
       work.then(
         (stored) => {
@@ -110,14 +134,14 @@ export class SharedDownloads {
         },
         async (error) => {
           settled = true;
-          await rm(partial, { force: true });
+          await partials.remove(partial);
           subscriber.error(error);
         },
       );
       return () => {
         if (settled) return;
         abort.abort();
-        const cleanup = work.catch(() => undefined).finally(() => rm(partial, { force: true }));
+        const cleanup = work.catch(() => undefined).finally(() => partials.remove(partial));
         this.cleanups.add(cleanup);
         void cleanup.finally(() => this.cleanups.delete(cleanup));
       };

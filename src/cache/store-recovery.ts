@@ -36,12 +36,14 @@ export function reconcileStore(files: string[], indexed: string[]): StoreMismatc
 
 /**
  * Start-up: partial downloads and partial unpacked/expanded copies (all in tmp/) are removed,
- * the index and the files are made to agree. Returns the indexed images that have an expanded copy.
+ * except those `keep` names (a download a crash interrupted, to resume); the index and the files
+ * are made to agree. Returns the indexed images that have an expanded copy.
  */
 export async function recoverStore(
   layout: CacheLayout,
   repository: CacheRepository,
   logger: Logger,
+  keep: (name: string, names: ReadonlySet<string>) => boolean = () => false,
 ): Promise<string[]> {
   const { storeDir, tmpDir } = layout;
   // Real, private directories: start-up empties tmp/ and removes strays in sha256/, so a link
@@ -49,7 +51,9 @@ export async function recoverStore(
   preparePrivateDir(dirname(storeDir), 'CACHE_DIR', true);
   preparePrivateDir(storeDir, 'the cache store');
   preparePrivateDir(tmpDir, 'the cache tmp directory');
-  const partial = await readdir(tmpDir);
+  const names = await readdir(tmpDir);
+  const present = new Set(names);
+  const partial = names.filter((name) => !keep(name, present));
   await Promise.all(partial.map((name) => rm(join(tmpDir, name), { force: true, recursive: true })));
   if (partial.length > 0) {
     logger.warn({

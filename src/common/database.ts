@@ -65,6 +65,9 @@ const MIGRATIONS: string[] = [
   `CREATE TABLE daemon_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
   // The golden base a volume was cloned from (issue #19); NULL: the image was converted into it.
   `ALTER TABLE jobs ADD COLUMN clone_base TEXT;`,
+  // How often a crash interrupted a job that then resumed, and from which byte its download went on.
+  `ALTER TABLE jobs ADD COLUMN resumed INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE jobs ADD COLUMN resumed_from_bytes INTEGER;`,
 ];
 
 export function openDatabase(path: string): Database.Database {

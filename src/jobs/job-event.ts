@@ -25,6 +25,7 @@ export type JobEvent =
         createdVolume: boolean;
         reusedVolume: boolean;
         cloneBase: string;
+        resumedFromBytes: number;
       }>;
     }
   | { type: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> };

@@ -144,11 +144,12 @@ export class JobRunner implements BeforeApplicationShutdown {
   }
 
   /**
-   * Ends a job that a restart interrupted (left running, or pending after a crash) the way every
-   * job ends: through finish(), whose rollback removes the volume the record says it created.
+   * Ends a job that a restart interrupted and that is not resumed (RESUME_INTERRUPTED, RESUME_MAX)
+   * the way every job ends: through finish(), whose rollback removes the volume the record says it
+   * created.
    */
-  endInterrupted(stored: Job): Promise<Job> {
-    return this.finish(this.entryFor(stored), 'failed', new JobInterruptedError());
+  endInterrupted(stored: Job, reason: Error = new JobInterruptedError()): Promise<Job> {
+    return this.finish(this.entryFor(stored), 'failed', reason);
   }
 
   private pump(): void {

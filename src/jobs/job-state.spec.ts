@@ -34,6 +34,8 @@ function pendingJob(): Job {
     createdVolume: false,
     reusedVolume: false,
     cloneBase: null,
+    resumed: 0,
+    resumedFromBytes: null,
     errorCode: null,
     error: null,
     createdAt: CREATED,

@@ -54,6 +54,10 @@ export interface Job {
   reusedVolume: boolean;
   /** The golden base (its file) the volume was cloned from; null when the image was converted into it. */
   cloneBase: string | null;
+  /** Times a crash interrupted this job and a restart resumed it. */
+  resumed: number;
+  /** Bytes of the download kept from before the last restart (null: nothing was resumed). */
+  resumedFromBytes: number | null;
   errorCode: string | null;
   error: string | null;
   createdAt: string;

@@ -26,6 +26,8 @@ interface JobRow {
   created_volume: number;
   reused_volume: number;
   clone_base: string | null;
+  resumed: number;
+  resumed_from_bytes: number | null;
   error_code: string | null;
   error: string | null;
   created_at: string;
@@ -168,6 +170,7 @@ export class JobRepository {
            bytes_total = @bytesTotal, cache_hit = @cacheHit, image_path = @imagePath, image_sha256 = @imageSha256,
            checksum_verified = @checksumVerified,
            volume_path = @volumePath, created_volume = @createdVolume, reused_volume = @reusedVolume, clone_base = @cloneBase,
+           resumed = @resumed, resumed_from_bytes = @resumedFromBytes,
            error_code = @errorCode, error = @error, updated_at = @updatedAt, started_at = @startedAt,
            finished_at = @finishedAt
          WHERE id = @id`,
@@ -225,6 +228,8 @@ function toJob(row: JobRow): Job {
     createdVolume: row.created_volume === 1,
     reusedVolume: row.reused_volume === 1,
     cloneBase: row.clone_base,
+    resumed: row.resumed,
+    resumedFromBytes: row.resumed_from_bytes,
     errorCode: row.error_code,
     error: row.error,
     createdAt: row.created_at,

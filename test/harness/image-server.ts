@@ -10,6 +10,9 @@ export interface ServedRequest {
   path: string;
   range?: string;
   ifRange?: string;
+  /** Status answered, and bytes of body sent so far (counted as they leave). */
+  status?: number;
+  bytesSent: number;
 }
 
 /**
@@ -83,12 +86,14 @@ export class ImageServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = decodeURIComponent(new URL(req.url!, 'http://x').pathname);
-    this.requests.push({
+    const served: ServedRequest = {
       method: req.method!,
       path,
       range: req.headers.range,
       ifRange: req.headers['if-range'] as string | undefined,
-    });
+      bytesSent: 0,
+    };
+    this.requests.push(served);
     const stall = req.method === 'GET' ? this.takeStall(path) : undefined;
     if (stall && stall.afterBytes === undefined) return; // accepted, never answered
     const redirect = this.redirects.get(path);
@@ -118,6 +123,7 @@ export class ImageServer {
       end = range[2] ? Number(range[2]) : size - 1;
       status = 206;
     }
+    served.status = status;
     res.writeHead(status, {
       'content-length': String(end - start + 1),
       'content-type': 'application/octet-stream',
@@ -136,14 +142,24 @@ export class ImageServer {
       await hold;
     }
     const body = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
+    const count = counting((n) => (served.bytesSent += n));
     try {
-      if (stall) await pipeline(body, silenceAfter(stall.afterBytes!), res);
-      else if (this.bytesPerSecond > 0) await pipeline(body, throttle(this.bytesPerSecond), res);
-      else await pipeline(body, res);
+      if (stall) await pipeline(body, silenceAfter(stall.afterBytes!), count, res);
+      else if (this.bytesPerSecond > 0) await pipeline(body, throttle(this.bytesPerSecond), count, res);
+      else await pipeline(body, count, res);
     } catch {
       // client went away
     }
   }
+}
+
+function counting(onBytes: (bytes: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      onBytes(chunk.length);
+      done(null, chunk);
+    },
+  });
 }
 
 function silenceAfter(bytes: number): Transform {

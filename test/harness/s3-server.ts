@@ -30,6 +30,8 @@ export interface S3Request {
   query: string;
   range?: string;
   ifMatch?: string;
+  /** Bytes of body a GET sent so far (counted as they leave). */
+  bytesSent: number;
 }
 
 export const BUCKET = 'images';
@@ -43,6 +45,8 @@ export const SECRET_KEY = 'S3RVER';
  */
 export class S3Server {
   readonly requests: S3Request[] = [];
+  /** Makes GET bodies slow (0: full speed), as a far-away endpoint is. */
+  bytesPerSecond = 0;
   private server?: InstanceType<typeof S3rver>;
   private address?: AddressInfo;
   /** Cut the next GET of `key` after this many bytes of body. */
@@ -99,13 +103,15 @@ export class S3Server {
     });
     this.server.middleware.unshift(async (ctx, next) => {
       const key = decodeURIComponent(ctx.path.replace(`/${BUCKET}/`, ''));
-      this.requests.push({
+      const request: S3Request = {
         method: ctx.method,
         path: ctx.path,
         query: ctx.querystring,
         range: ctx.headers.range,
         ifMatch: ctx.headers['if-match'],
-      });
+        bytesSent: 0,
+      };
+      this.requests.push(request);
       const stall = this.takeStall(`${ctx.method} ${key}`);
       // Accepted and never answered; stop() drops the connection.
       if (stall && stall.afterBytes === undefined) return new Promise<void>(() => undefined);
@@ -129,6 +135,25 @@ export class S3Server {
         return;
       }
       const cutAfter = this.cuts.get(key);
+      if (
+        ctx.method === 'GET' &&
+        ctx.body &&
+        typeof (ctx.body as NodeJS.ReadableStream).pipe === 'function'
+      ) {
+        const rate = () => this.bytesPerSecond;
+        ctx.body = (ctx.body as NodeJS.ReadableStream).pipe(
+          new Transform({
+            transform(chunk: Buffer, _encoding, done) {
+              const pass = () => {
+                request.bytesSent += chunk.length;
+                done(null, chunk);
+              };
+              if (rate() > 0) setTimeout(pass, (chunk.length / rate()) * 1000);
+              else pass();
+            },
+          }),
+        );
+      }
       if (
         ctx.method === 'GET' &&
         cutAfter !== undefined &&

@@ -252,7 +252,7 @@ describe('LVM backends on real device-mapper', () => {
     });
   });
 
-  describe('a daemon killed with SIGKILL mid-conversion', () => {
+  describe('a daemon killed with SIGKILL mid-conversion, RESUME_INTERRUPTED=false', () => {
     it('reports the job failed after restart and removes the LV it created', async () => {
       const { body } = await submit(thick, 'slow.qcow2', 'vm-crash');
       await thick.reachStage(body.job_id, 'converting');
@@ -263,9 +263,10 @@ describe('LVM backends on real device-mapper', () => {
         () => processesMentioning(`/dev/${VG}/vm-crash`).length === 0,
         10_000,
       );
+      // Pinned to the behaviour without resume (issue #21's VM case, resuming into the same LV, is not written yet).
       thick = await new Daemon({
         dir: join(work.dir, 'thick'),
-        env: thickEnv,
+        env: { ...thickEnv, RESUME_INTERRUPTED: 'false' },
         startTimeoutMs: 180_000,
       }).start();
       const { body: status } = await thick.status(body.job_id);

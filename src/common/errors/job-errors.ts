@@ -75,6 +75,18 @@ export class JobInterruptedError extends JobFailure {
   }
 }
 
+/** A job crashes kept interrupting: resumed RESUME_MAX times already, it is not resumed again. */
+export class ResumeLimitError extends JobFailure {
+  constructor(interruptions: number, resumeMax: number) {
+    super(
+      'interrupted',
+      `interrupted by a daemon restart ${interruptions} times, more than RESUME_MAX=${resumeMax} allows: ` +
+        'not resumed again (is the daemon crashing in a loop? see its log before each start)',
+      { interruptions, resume_max: resumeMax },
+    );
+  }
+}
+
 /** A program we run (qemu-img, lvcreate...) exited non-zero or was killed. */
 export class CommandFailedError extends JobFailure {
   constructor(command: string, reason: string, stderrTail: string) {

@@ -1,4 +1,4 @@
-import { IsInt, Max, Min } from 'class-validator';
+import { IsBoolean, IsInt, Max, Min } from 'class-validator';
 import { Env } from '../env.decorator';
 
 /** How many jobs run at once, and how long they may take. */
@@ -27,4 +27,19 @@ export class JobSettings {
   @IsInt()
   @Min(0)
   shutdownGraceSeconds = 30;
+
+  @Env('RESUME_INTERRUPTED', {
+    allowed: 'true, false',
+    doc: 'After a crash (kill -9, power loss), jobs that were running go on where they stopped: the partial download in CACHE_DIR/tmp is re-hashed and resumed with a range request guarded by the ETag, then the image is converted again. false: they end failed (`interrupted`). Pending jobs run after any restart either way.',
+  })
+  @IsBoolean()
+  resumeInterrupted = true;
+
+  @Env('RESUME_MAX', {
+    allowed: 'a non-negative integer',
+    doc: 'Times a job may be interrupted by a crash and resumed; interrupted once more, it fails (`interrupted`, naming this limit), so a crash loop cannot spin forever.',
+  })
+  @IsInt()
+  @Min(0)
+  resumeMax = 3;
 }

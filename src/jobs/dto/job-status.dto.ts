@@ -95,6 +95,20 @@ export class JobStatusDto {
   })
   clone_base!: string | null;
 
+  @ApiProperty({
+    description:
+      'Times a crash interrupted the job and a restart resumed it (RESUME_INTERRUPTED, at most RESUME_MAX)',
+  })
+  resumed!: number;
+
+  @ApiProperty({
+    nullable: true,
+    type: Number,
+    description:
+      'Bytes of the download kept from before the last restart (the rest was fetched with a range request); 0 when it started over, null when nothing was resumed',
+  })
+  resumed_from_bytes!: number | null;
+
   @ApiProperty({ nullable: true, type: String })
   error!: string | null;
 
@@ -143,6 +157,8 @@ export class JobStatusDto {
       volume_reused: job.reusedVolume,
       clone: job.cloneBase !== null,
       clone_base: job.cloneBase,
+      resumed: job.resumed,
+      resumed_from_bytes: job.resumedFromBytes,
       error: job.error,
       error_code: job.errorCode,
       ...(queuePosition === undefined ? {} : { queue_position: queuePosition }),

@@ -51,6 +51,20 @@ function toJobEvents({ ref, expected }: Resolved, event: FetchEvent): JobEvent[]
           'warn',
         ),
       ];
+    case 'resumed':
+      return [
+        { type: 'fact', facts: { resumedFromBytes: event.fromBytes } },
+        jobLog('download resumed after the restart', { resume_at: event.fromBytes, size: ref.size ?? null }),
+      ];
+    case 'restarted':
+      return [
+        { type: 'fact', facts: { resumedFromBytes: 0 } },
+        jobLog(
+          'download cannot resume: starting over',
+          { reason: event.reason, bytes_on_disk: event.bytesOnDisk },
+          'warn',
+        ),
+      ];
     case 'progress':
       return [
         {

@@ -93,5 +93,7 @@ export class ProvisionPipeline {
 
   async release(ctx: JobContext<JobRequest>): Promise<void> {
     await ctx.fetched?.image.release();
+    // A download a crash interrupted that this job did not take up (a cache hit, a failure first).
+    await this.store.partials.discard(ctx.request.image_url);
   }
 }

@@ -31,8 +31,15 @@ export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
           );
         }
         ctx.volume = await volumes.reuse(existing);
-        emit({ type: 'fact', facts: { reusedVolume: true, volumePath: ctx.volume.path } });
-        emit(jobLog('volume reused', describe(ctx.volume)));
+        // Made by this job before a restart: still its own, so rollback still removes it.
+        const own = ctx.createdVolume;
+        emit({ type: 'fact', facts: { reusedVolume: !own, volumePath: ctx.volume.path } });
+        emit(
+          jobLog(
+            own ? 'volume this job created before the restart reused' : 'volume reused',
+            describe(ctx.volume),
+          ),
+        );
         return;
       }
       const clone = await cloneSource(bases, volumes, ctx);
