@@ -2,6 +2,7 @@ import { IsBoolean, IsInt, IsString, Max, Min, MinLength } from 'class-validator
 import { Env, envBindings, Group } from './env.decorator';
 import { AuthSettings } from './groups/auth.settings';
 import { CacheSettings } from './groups/cache.settings';
+import { ConvertSettings } from './groups/convert.settings';
 import { ImageSettings } from './groups/image.settings';
 import { InspectSettings } from './groups/inspect.settings';
 import { JobSettings } from './groups/job.settings';
@@ -61,6 +62,9 @@ export class Settings {
   @Group(() => InspectSettings)
   inspect = new InspectSettings();
 
+  @Group(() => ConvertSettings)
+  convert = new ConvertSettings();
+
   @Group(() => S3Settings)
   s3 = new S3Settings();
 
@@ -107,6 +111,7 @@ export const ENV_BINDINGS = envBindings(Settings);
 export {
   AuthSettings,
   CacheSettings,
+  ConvertSettings,
   ImageSettings,
   InspectSettings,
   JobSettings,

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { concat, EMPTY, mergeMap, of, type Observable } from 'rxjs';
+import { concat, defer, EMPTY, mergeMap, of, type Observable } from 'rxjs';
 import { IMAGE_STORE, type ImageStore } from '../../cache/image-store';
 import { Settings } from '../../config/settings';
 import { QemuImg } from '../../convert/qemu-img';
@@ -14,6 +14,7 @@ import { makeFinalizeStage } from './finalize.stage';
 import { makeInspectStage } from './inspect.stage';
 import { need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
 import { makeResolveStage } from './resolve.stage';
+import { makeStreamStage } from './stream.stage';
 import { makeVolumeStage } from './volume.stage';
 
 /**
@@ -25,6 +26,7 @@ export class ProvisionPipeline {
   // Each stage is made once, from its own dependencies.
   private readonly resolve: PipelineStage<JobRequest>;
   private readonly fetch: PipelineStage<JobRequest>;
+  private readonly fetchOrStream: PipelineStage;
   private readonly inspect: PipelineStage;
   private readonly prepareVolume: PipelineStage;
   private readonly write: PipelineStage;
@@ -44,6 +46,15 @@ export class ProvisionPipeline {
     this.prepareVolume = makeVolumeStage({ volumes }); //        creating_volume
     this.write = makeConvertStage({ qemuImg, volumes }); //               converting
     this.finalize = makeFinalizeStage({ volumes, virsh }); //    finalizing
+    // checking_cache, downloading, streaming: a cold image written while it downloads (STREAM_CONVERT)
+    this.fetchOrStream = makeStreamStage({
+      qemuImg,
+      volumes,
+      inspect: settings.inspect,
+      mode: settings.convert.stream,
+      fetch: this.fetch,
+      prepareVolume: this.prepareVolume,
+    });
   }
 
   run(ctx: JobContext<JobRequest>): Observable<JobEvent> {
@@ -55,8 +66,12 @@ export class ProvisionPipeline {
   }
 
   private provision(ctx: JobContext): Observable<StageEvent> {
-    const { resolve, fetch, inspect, prepareVolume, write, finalize } = this;
-    return concat(resolve(ctx), fetch(ctx), inspect(ctx), prepareVolume(ctx), write(ctx), finalize(ctx));
+    const { resolve, fetchOrStream, inspect, prepareVolume, write, finalize } = this;
+    // A streamed image was inspected and written while it downloaded: on to finalizing.
+    const unlessStreamed = defer(() =>
+      ctx.streamed ? EMPTY : concat(inspect(ctx), prepareVolume(ctx), write(ctx)),
+    );
+    return concat(resolve(ctx), fetchOrStream(ctx), unlessStreamed, finalize(ctx));
   }
 
   /** A prefetch only fills the cache. */

@@ -1,11 +1,14 @@
 /**
  * The stages a job reports, in the order they run (provision.pipeline.ts runs them; a prefetch
- * stops after downloading and reports finalizing). Metrics and the API list them from here.
+ * stops after downloading and reports finalizing). A cold provision that converts while the image
+ * downloads (stream.stage.ts) goes from downloading to streaming to finalizing. Metrics and the API
+ * list them from here.
  */
 export const STAGES = [
   'resolve',
   'checking_cache',
   'downloading',
+  'streaming',
   'inspecting',
   'creating_volume',
   'converting',
