@@ -61,24 +61,20 @@ describe("a job's story in the log", () => {
 
   it('tells a cache miss as a handful of lines, in order, each with job_id, correlation_id, volume_name', () => {
     const lines = linesOf(missId);
-    // A cold qcow2 is written while it downloads (STREAM_CONVERT=auto): the download may end
-    // anywhere before the write does, so its line is checked for its place separately.
-    const msgs = lines.map((l) => l.msg);
     assert.deepEqual(
-      msgs.filter((m) => m !== 'download done'),
+      lines.map((l) => l.msg),
       [
         'job accepted',
         'job started',
         'cache miss: downloading',
-        'write path: streaming (the image is written while it downloads)',
+        'download done',
+        'write path: download, then convert',
+        'image inspected: safe to open',
         'volume created',
-        'image written to the volume while it downloaded',
+        'image written to the volume',
         'job completed',
       ],
     );
-    const done = msgs.indexOf('download done');
-    assert.ok(done > msgs.indexOf('cache miss: downloading'), msgs.join(' | '));
-    assert.ok(done < msgs.indexOf('image written to the volume while it downloaded'), msgs.join(' | '));
     for (const line of lines) {
       assert.equal(line.correlation_id, 'ticket-4711', JSON.stringify(line));
       assert.equal(line.volume_name, 'vm-log-miss', JSON.stringify(line));
@@ -87,12 +83,16 @@ describe("a job's story in the log", () => {
     assert.ok(byMsg['download done'].bytes > 0);
     assert.match(byMsg['download done'].sha256, /^[0-9a-f]{64}$/);
     assert.equal(typeof byMsg['download done'].bytes_per_second, 'number');
-    const path = byMsg['write path: streaming (the image is written while it downloads)'];
-    assert.equal(path.write_path, 'streaming');
-    assert.equal(path.format, 'qcow2');
-    assert.ok(path.virtual_size > 0);
+    // STREAM_CONVERT is off by default: the line says which path ran and why.
+    const path = byMsg['write path: download, then convert'];
+    assert.deepEqual([path.write_path, path.reason], ['download_then_convert', 'STREAM_CONVERT=off']);
+    assert.equal(byMsg['image inspected: safe to open'].format, 'qcow2');
+    assert.ok(byMsg['image inspected: safe to open'].virtual_size > 0);
     assert.match(byMsg['volume created'].volume_path, /vm-log-miss/);
-    assert.equal(byMsg['image written to the volume while it downloaded'].virtual_size, path.virtual_size);
+    assert.equal(
+      byMsg['image written to the volume'].virtual_size,
+      byMsg['image inspected: safe to open'].virtual_size,
+    );
     assert.equal(byMsg['job completed'].status, 'completed');
     assert.equal(typeof byMsg['job completed'].duration_seconds, 'number');
   });
@@ -113,7 +113,7 @@ describe("a job's story in the log", () => {
       ],
     );
     const path = lines.find((l) => l.msg === 'write path: download, then convert')!;
-    assert.deepEqual([path.write_path, path.reason], ['download_then_convert', 'cache hit']);
+    assert.deepEqual([path.write_path, path.reason], ['download_then_convert', 'STREAM_CONVERT=off']);
     for (const line of lines) {
       assert.ok('correlation_id' in line && line.correlation_id === null, JSON.stringify(line));
       assert.equal(line.volume_name, 'vm-log-hit');

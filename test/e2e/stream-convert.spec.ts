@@ -84,7 +84,7 @@ function assertVolumeHolds(volume: string, image: string, format: string, dir: s
 }
 
 describe('streaming convert: a cold image is written while it downloads (STREAM_CONVERT=auto)', () => {
-  const t = s3Bed('stream-convert', { MINIO_RETRY_ATTEMPTS: '1' });
+  const t = s3Bed('stream-convert', { STREAM_CONVERT: 'auto', MINIO_RETRY_ATTEMPTS: '1' });
 
   async function submit(key: string, volume: string, extra: Record<string, unknown> = {}) {
     const submitted = await t.daemon.provision({
@@ -276,8 +276,8 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
   });
 });
 
-describe('STREAM_CONVERT=off: every provision downloads, then converts', () => {
-  const t = s3Bed('stream-off', { STREAM_CONVERT: 'off' });
+describe('STREAM_CONVERT=off (the default): every provision downloads, then converts', () => {
+  const t = s3Bed('stream-off');
 
   it('a cold qcow2 takes the download-then-convert path and says so', async () => {
     const image = plainQcow2(t.work.dir, 'off', 2);

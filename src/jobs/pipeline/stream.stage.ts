@@ -1,4 +1,4 @@
-import { Observable, type Subscription } from 'rxjs';
+import { concat, Observable, of, type Subscription } from 'rxjs';
 import type { GrowingFile } from '../../cache/image-store';
 import type { StreamConvertMode } from '../../config/groups/convert.settings';
 import type { InspectSettings } from '../../config/groups/inspect.settings';
@@ -30,12 +30,7 @@ export interface StreamDeps {
  */
 export function makeStreamStage(deps: StreamDeps): PipelineStage {
   return (ctx) => {
-    if (deps.mode === 'off') {
-      return new Observable<StageEvent>((subscriber) => {
-        subscriber.next(afterDownload('STREAM_CONVERT=off'));
-        return deps.fetch(ctx).subscribe(subscriber);
-      });
-    }
+    if (deps.mode === 'off') return concat(deps.fetch(ctx), of(afterDownload('STREAM_CONVERT=off')));
     return new Observable<StageEvent>((subscriber) => {
       const abort = new AbortController();
       let fetching: Subscription | undefined;
