@@ -122,8 +122,8 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
     assert.equal(existsSync(join(t.store, sha256File(image))), false, 'nothing entered the cache');
   }
 
-  async function streamsByteExact(image: string, format: 'qcow2' | 'raw', name: string) {
-    t.s3.bytesPerSecond = SLOW;
+  async function streamsByteExact(image: string, format: 'qcow2' | 'raw', name: string, rate = SLOW) {
+    t.s3.bytesPerSecond = rate;
     await t.s3.put(`${name}.${format}`, image);
     const jobId = await submit(`${name}.${format}`, name, { image_type: format });
     const events = await follow(jobId);
@@ -167,7 +167,8 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
 
   it('streams a compressed qcow2 (-c) byte-exact', async () => {
     const image = compressedQcow2(t.work.dir, 'compressed');
-    const { jobId } = await streamsByteExact(image, 'qcow2', 'vm-compressed');
+    // About half the size of the plain one: slower, so the download still outlasts info and create.
+    const { jobId } = await streamsByteExact(image, 'qcow2', 'vm-compressed', SLOW / 4);
     const written = lineOf(t.daemon, jobId, 'image written to the volume while it downloaded');
     assert.ok(written!.compressed_clusters > 0, 'qemu-img check counted compressed clusters');
   });
@@ -233,7 +234,8 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
 
   it('two jobs for the same cold image share one download and both stream it', async () => {
     const image = plainQcow2(t.work.dir, 'shared');
-    t.s3.bytesPerSecond = SLOW;
+    // Slow enough that the second job joins the download well before it ends.
+    t.s3.bytesPerSecond = SLOW / 4;
     await t.s3.put('shared.qcow2', image);
     const first = await submit('shared.qcow2', 'vm-shared-1');
     await t.daemon.reachStage(first, 'streaming');
@@ -273,6 +275,38 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
     assert.equal(path?.write_path, 'download_then_convert');
     assert.match(path?.reason, /gzip-compressed/);
     assertVolumeHolds(join(t.volumes, 'vm-fallback-gz.raw'), image, 'qcow2', t.work.dir);
+  });
+});
+
+describe('streaming convert of an object replaced while it streams', () => {
+  const t = s3Bed('stream-replace', { STREAM_CONVERT: 'auto', MINIO_RETRY_BACKOFF_MS: '2000' });
+
+  it('stops streaming when the download restarts from zero, and writes the new version whole from the finished file', async () => {
+    const first = plainQcow2(t.work.dir, 'v1', 8);
+    const second = plainQcow2(t.work.dir, 'v2', 8);
+    t.s3.bytesPerSecond = SLOW;
+    await t.s3.put('moving.qcow2', first);
+    t.s3.cutNextDownload('moving.qcow2', 3 * 1024 * 1024);
+    const submitted = await t.daemon.provision({
+      image_url: `s3://${BUCKET}/moving.qcow2`,
+      volume_name: 'vm-moving',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    });
+    const jobId = submitted.body.job_id as string;
+    await t.daemon.reachStage(jobId, 'streaming');
+    await waitFor('the first, cut download', () => t.s3.downloadsOf('moving.qcow2').length === 1);
+    await t.s3.put('moving.qcow2', second); // during the 2 s back-off
+    const done = await t.daemon.waitFinal(jobId);
+    assert.equal(done.status, 'completed', done.error);
+    assert.equal(done.image_sha256, sha256File(second));
+    assertVolumeHolds(join(t.volumes, 'vm-moving.raw'), second, 'qcow2', t.work.dir);
+    const paths = jobLines(t.daemon, jobId).filter((l) => String(l.msg).startsWith('write path:'));
+    assert.deepEqual(
+      paths.map((l) => l.write_path),
+      ['streaming', 'download_then_convert'],
+    );
+    assert.match(paths[1].reason, /streaming stopped \(.*restarted from its first byte.*\)/);
   });
 });
 

@@ -80,8 +80,9 @@ async function write(
   downloadEnded.catch(() => undefined);
   try {
     await abortable(arrivals.waitFor(Math.min(HEADER_BYTES, size)), io.signal);
-  } catch {
-    return; // the download failed or the job was cancelled: the fetch's outcome says which
+  } catch (error) {
+    if (io.signal.aborted) return; // cancelled
+    throw error; // the growing file failed: the stage decides by the download's outcome
   }
   const header = await readHead(file.path, Math.min(HEADER_BYTES, size));
   const wrapper = detectWrapper(header);

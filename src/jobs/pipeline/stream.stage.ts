@@ -1,5 +1,6 @@
 import { concat, Observable, of, type Subscription } from 'rxjs';
 import type { GrowingFile } from '../../cache/image-store';
+import { messageOf } from '../../common/errors';
 import type { StreamConvertMode } from '../../config/groups/convert.settings';
 import type { InspectSettings } from '../../config/groups/inspect.settings';
 import type { QemuImg } from '../../convert/qemu-img';
@@ -68,20 +69,36 @@ export function makeStreamStage(deps: StreamDeps): PipelineStage {
           downloadDone: fetched,
           onStreaming: (p) => (progress = p),
         }).catch(async (error: unknown) => {
+          if (!file.arrivals.failed && !abort.signal.aborted) return fail(error);
           // qemu-img saw the download fail (EIO): the download's own error is the job's.
-          if (file.arrivals.failed || abort.signal.aborted) {
-            await fetchSettled;
-            if (
-              abort.signal.aborted ||
-              (await fetched.then(
-                () => false,
-                () => true,
-              ))
-            )
-              return;
-          }
-          fail(error);
+          await fetchSettled;
+          // Cancelled: the fetch was unsubscribed and never settles.
+          if (abort.signal.aborted) return;
+          const downloadFailed = await fetched.then(
+            () => false,
+            () => true,
+          );
+          if (downloadFailed) return;
+          // The download ended well, but its growing file could not be read to the end (the source
+          // sent the object again from its first byte): the volume may hold bytes of the old
+          // version. It is removed (or, reused, written whole again) and today's path runs.
+          await writeAgain(file.arrivals.failed ?? (error as Error)).catch(fail);
         });
+
+      const writeAgain = async (why: Error) => {
+        if (ctx.createdVolume) {
+          await deps.volumes.remove(ctx.request.volume_name);
+          ctx.createdVolume = false;
+          subscriber.next({ type: 'fact', facts: { createdVolume: false } });
+        }
+        ctx.volume = undefined;
+        ctx.inspected = undefined;
+        ctx.streamed = false;
+        progress = undefined;
+        subscriber.next(
+          afterDownload(`streaming stopped (${messageOf(why)}): written from the finished download`),
+        );
+      };
 
       void (async () => {
         try {
