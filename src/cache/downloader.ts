@@ -2,7 +2,7 @@ import { createHash, Hash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { open, stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Transform } from 'node:stream';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NoSpaceError, SourceError, messageOf } from '../common/errors';
@@ -125,20 +125,33 @@ async function append(
   signal: AbortSignal,
 ): Promise<number> {
   let bytes = start;
-  const meter = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      onBytes(bytes, chunk.length);
-      done(null, chunk);
-    },
-  });
   // O_NOFOLLOW: the partial file is never reached through a link (tmp/ itself is checked at start).
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
   const file = await open(path, flags | (start === 0 ? constants.O_TRUNC : constants.O_APPEND), 0o600);
-  await pipeline(body, meter, file.createWriteStream(), {
-    signal,
+  // Each chunk is written, then hashed, then reported: `onBytes` counts bytes that are in the
+  // file, so a reader of the growing file (the NBD export of a streaming convert) never asks for
+  // bytes the file does not hold yet.
+  const sink = new Writable({
+    highWaterMark: 1024 * 1024,
+    write(chunk: Buffer, _encoding, done) {
+      file.write(chunk).then(() => {
+        hash.update(chunk);
+        bytes += chunk.length;
+        onBytes(bytes, chunk.length);
+        done();
+      }, done);
+    },
+    final(done) {
+      file.close().then(() => done(), done);
+    },
+    destroy(error, done) {
+      file.close().then(
+        () => done(error),
+        () => done(error),
+      );
+    },
   });
+  await pipeline(body, sink, { signal });
   return bytes;
 }
 

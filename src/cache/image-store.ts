@@ -1,6 +1,7 @@
 import type { Observable } from 'rxjs';
 import type { JobScope } from '../common/job-scope';
 import type { Wrapper } from '../convert/decompressor';
+import type { Arrivals } from '../convert/nbd/arrivals';
 import type { ImageRef } from '../storage/image-source';
 
 /** The sha256 an image must have, and who said so (for the error message). */
@@ -29,8 +30,21 @@ export interface LocalImage {
   release(): Promise<void>;
 }
 
+/**
+ * A download in progress that a job may read while it grows: the partial file, and how many of
+ * its bytes are in it (failed when the download fails or every job gave it up). Only for sources
+ * that announce the length. The file is renamed into the store once verified; a reader that opened
+ * it before keeps reading the same file.
+ */
+export interface GrowingFile {
+  path: string;
+  arrivals: Arrivals;
+}
+
 export type FetchEvent =
   | { kind: 'checked'; cacheHit: boolean }
+  /** Sent to every job sharing a download whose length is known, soon after it starts. */
+  | { kind: 'growing'; file: GrowingFile }
   | { kind: 'progress'; bytes: number; total?: number }
   /** A transfer attempt failed; the download goes on after a delay (resuming at `resumeAt`). */
   | { kind: 'retry'; retry: number; error: string; resumeAt: number }

@@ -1,9 +1,10 @@
-import { finalize, Observable, ReplaySubject, share } from 'rxjs';
+import { defer, EMPTY, finalize, merge, Observable, of, ReplaySubject, share } from 'rxjs';
 import { ChecksumMismatchError, SourceError } from '../common/errors';
+import { Arrivals } from '../convert/nbd/arrivals';
 import { Settings } from '../config/settings';
 import type { ImageSource } from '../storage/image-source';
 import { download, Downloaded, retryDelay } from './downloader';
-import type { ImageRequest } from './image-store';
+import type { GrowingFile, ImageRequest } from './image-store';
 import type { ResumablePartials } from './resumable-partials';
 
 /** What a finished download left: a file in the store, or (too big to keep) a file used once. */
@@ -21,6 +22,7 @@ export type DownloadEvent =
   | { kind: 'resumed'; fromBytes: number }
   /** Bytes a crash left could not be used: the transfer starts from zero, for this reason. */
   | { kind: 'restarted'; reason: string; bytesOnDisk: number }
+  | { kind: 'growing'; file: GrowingFile }
   | { kind: 'stored'; stored: Stored; seconds: number };
 
 export interface SharedDownloadsDeps {
@@ -49,6 +51,8 @@ export function downloadKey({ ref, expected }: ImageRequest): string {
  */
 export class SharedDownloads {
   private readonly inflight = new Map<string, Observable<DownloadEvent>>();
+  /** The partial file of each running transfer of known length, for jobs that read it as it grows. */
+  private readonly growing = new Map<string, GrowingFile>();
   /** Partial files of abandoned transfers being removed. */
   private readonly cleanups = new Set<Promise<unknown>>();
 
@@ -58,7 +62,7 @@ export class SharedDownloads {
     const key = downloadKey(request);
     let shared = this.inflight.get(key);
     if (!shared) {
-      shared = this.downloadOnce(request).pipe(
+      shared = this.downloadOnce(request, key).pipe(
         finalize(() => this.inflight.delete(key)),
         share({
           connector: () => new ReplaySubject<DownloadEvent>(1),
@@ -69,7 +73,16 @@ export class SharedDownloads {
       );
       this.inflight.set(key, shared);
     }
-    return shared;
+    // Subscribing starts the transfer (or joins it); then each job, late joiners too, learns of
+    // the growing file (the shared replay keeps only the latest event).
+    const events = shared;
+    return merge(
+      events,
+      defer(() => {
+        const file = this.growing.get(key);
+        return file ? of<DownloadEvent>({ kind: 'growing', file }) : EMPTY;
+      }),
+    );
   }
 
   /** Settles once the partial files of abandoned transfers are removed (for a job's rollback). */
@@ -77,11 +90,18 @@ export class SharedDownloads {
     return Promise.allSettled([...this.cleanups]);
   }
 
-  private downloadOnce({ ref, expected }: ImageRequest): Observable<DownloadEvent> {
+  private downloadOnce({ ref, expected }: ImageRequest, key: string): Observable<DownloadEvent> {
     const { settings, sources, partials } = this.deps;
     return new Observable<DownloadEvent>((subscriber) => {
       const abort = new AbortController();
       const partial = partials.claim(ref.url);
+      const arrivals = ref.size !== undefined && ref.size > 0 ? new Arrivals(ref.size) : undefined;
+      if (arrivals) this.growing.set(key, { path: partial, arrivals });
+      const stopGrowing = (error?: Error) => {
+        if (this.growing.get(key)?.arrivals === arrivals) this.growing.delete(key);
+        if (error) arrivals?.fail(error);
+        else arrivals?.finish();
+      };
       const source = sources.find((s) => s.handles(new URL(ref.url)));
       let settled = false;
       const started = Date.now();
@@ -94,7 +114,15 @@ export class SharedDownloads {
           resumeFromDisk,
           delayBeforeRetry: (retry) => retryDelay(settings.retry.backoffMs, retry),
           signal: abort.signal,
-          onBytes: (bytes, total) => subscriber.next({ kind: 'progress', bytes, total }),
+          onBytes: (bytes, total) => {
+            if (arrivals && bytes < arrivals.bytes) {
+              // The source sent the object again from its start: bytes a reader already took are
+              // being replaced, so no reader may go on.
+              arrivals.fail(new SourceError(`${ref.url} restarted from its first byte while it was read`));
+            }
+            arrivals?.advance(bytes);
+            subscriber.next({ kind: 'progress', bytes, total });
+          },
           onReceived: this.deps.onReceived,
           // Told to every job sharing this download; each logs it with its own fields.
           onRetry: (retry, error, resumeAt) =>
@@ -128,18 +156,21 @@ export class SharedDownloads {
       work.then(
         (stored) => {
           settled = true;
+          stopGrowing();
           subscriber.next({ kind: 'stored', stored, seconds: (Date.now() - started) / 1000 });
           this.deps.onTaken(stored);
           subscriber.complete();
         },
         async (error) => {
           settled = true;
+          stopGrowing(error as Error);
           await partials.remove(partial);
           subscriber.error(error);
         },
       );
       return () => {
         if (settled) return;
+        stopGrowing(new SourceError(`the download of ${ref.url} was given up`));
         abort.abort();
         const cleanup = work.catch(() => undefined).finally(() => partials.remove(partial));
         this.cleanups.add(cleanup);

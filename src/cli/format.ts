@@ -89,6 +89,8 @@ export function stageLine(line: StageLine): string {
           bytes_processed: line.bytesProcessed,
           bytes_total: line.bytesTotal,
           bytes_per_second: line.bytesPerSecond,
+          write_bytes_processed: null,
+          write_bytes_total: null,
         })
       : undefined;
     parts.push(eta === undefined ? formatDuration(line.elapsed) : `ETA ${formatDuration(eta)}`);

@@ -3,6 +3,7 @@ import { Env, envBindings, Group } from './env.decorator';
 import { AuthSettings } from './groups/auth.settings';
 import { BaseSettings } from './groups/base.settings';
 import { CacheSettings } from './groups/cache.settings';
+import { ConvertSettings } from './groups/convert.settings';
 import { ImageSettings } from './groups/image.settings';
 import { InspectSettings } from './groups/inspect.settings';
 import { JobSettings } from './groups/job.settings';
@@ -66,6 +67,9 @@ export class Settings {
   @Group(() => InspectSettings)
   inspect = new InspectSettings();
 
+  @Group(() => ConvertSettings)
+  convert = new ConvertSettings();
+
   @Group(() => S3Settings)
   s3 = new S3Settings();
 
@@ -113,6 +117,7 @@ export {
   AuthSettings,
   BaseSettings,
   CacheSettings,
+  ConvertSettings,
   ImageSettings,
   InspectSettings,
   JobSettings,

@@ -13,6 +13,8 @@ export type JobEvent =
       bytesProcessed: number;
       bytesTotal: number | null;
       fraction: number | null;
+      /** While streaming: the write's counters beside the download's (bytesProcessed/bytesTotal). */
+      write?: { bytes: number; total: number };
     }
   | {
       type: 'fact';

@@ -34,13 +34,25 @@ describe('overallPercent: a stage and its fraction done, as a share of the whole
     assert.equal(overallPercent('downloading', 0.123456), 8.8);
   });
 
+  // A job takes one of two paths through STAGES: download then convert, or streaming (the write
+  // overlaps the download; downloading hands over to it part-way, see below).
   it('never goes down from one stage to the next, each starting where the previous one ended', () => {
     // cloning and converting are alternatives: after creating_volume a job runs one or the other.
     for (const other of ['cloning', 'converting']) {
-      const stages = STAGES.filter((stage) => stage !== other);
+      const stages = STAGES.filter((stage) => stage !== other && stage !== 'streaming');
       for (let i = 1; i < stages.length; i++) {
         assert.equal(overallPercent(stages[i], 0), overallPercent(stages[i - 1], 1), stages[i]);
       }
+    }
+  });
+
+  it('streaming spans from where downloading starts to where finalizing starts, and never sets the percent back', () => {
+    assert.equal(overallPercent('streaming', 0), overallPercent('downloading', 0));
+    assert.equal(overallPercent('streaming', 1), overallPercent('finalizing', 0));
+    // Streaming begins once a header has arrived: its percent, (download + write) / 2 of the span,
+    // starts at or above what downloading reported for the same download fraction.
+    for (const downloaded of [0, 0.01, 0.3, 0.9, 1]) {
+      assert.ok(overallPercent('streaming', downloaded / 2) >= overallPercent('downloading', downloaded));
     }
   });
 });

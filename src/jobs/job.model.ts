@@ -39,6 +39,12 @@ export interface Job {
   percent: number;
   bytesProcessed: number;
   bytesTotal: number | null;
+  /**
+   * While `streaming`: bytes qemu-img has written to the volume, of the image's virtual size
+   * (bytesProcessed/bytesTotal are then the download's). Kept in memory only: null otherwise.
+   */
+  writeBytesProcessed?: number | null;
+  writeBytesTotal?: number | null;
   kind: JobKind;
   request: JobRequest;
   idempotencyKey: string | null;
@@ -75,6 +81,8 @@ const STAGE_RANGES: Record<Stage, [number, number]> = {
   resolve: [0, 2],
   checking_cache: [2, 3],
   downloading: [3, 50],
+  // Download and write overlap: the fraction is their mean (stream.stage.ts).
+  streaming: [3, 99],
   inspecting: [50, 52],
   creating_volume: [52, 55],
   cloning: [55, 99],

@@ -72,6 +72,8 @@ export class JobMetrics implements OnModuleInit, OnModuleDestroy {
       tracked.stageStartedAt = now;
     } else if (kind === 'progress' && job.stage === 'converting') {
       this.addWritten(tracked, job.bytesProcessed);
+    } else if (kind === 'progress' && job.stage === 'streaming') {
+      this.addWritten(tracked, job.writeBytesProcessed ?? 0);
     } else if (kind === 'status' && isFinal(job.status)) {
       this.finish(job, tracked);
     }
@@ -114,6 +116,7 @@ export class JobMetrics implements OnModuleInit, OnModuleDestroy {
  */
 function writtenBy(job: Job, tracked: Tracked): number {
   if (job.stage === 'converting') return job.bytesProcessed;
+  if (job.stage === 'streaming') return job.writeBytesProcessed ?? tracked.written;
   if (job.stage === 'finalizing') return job.bytesTotal ?? tracked.written;
   return tracked.written;
 }

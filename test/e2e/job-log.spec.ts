@@ -68,6 +68,7 @@ describe("a job's story in the log", () => {
         'job started',
         'cache miss: downloading',
         'download done',
+        'write path: download, then convert',
         'image inspected: safe to open',
         'volume created',
         'image written to the volume',
@@ -82,6 +83,9 @@ describe("a job's story in the log", () => {
     assert.ok(byMsg['download done'].bytes > 0);
     assert.match(byMsg['download done'].sha256, /^[0-9a-f]{64}$/);
     assert.equal(typeof byMsg['download done'].bytes_per_second, 'number');
+    // STREAM_CONVERT is off by default: the line says which path ran and why.
+    const path = byMsg['write path: download, then convert'];
+    assert.deepEqual([path.write_path, path.reason], ['download_then_convert', 'STREAM_CONVERT=off']);
     assert.equal(byMsg['image inspected: safe to open'].format, 'qcow2');
     assert.ok(byMsg['image inspected: safe to open'].virtual_size > 0);
     assert.match(byMsg['volume created'].volume_path, /vm-log-miss/);
@@ -104,12 +108,15 @@ describe("a job's story in the log", () => {
         'job accepted',
         'job started',
         'cache hit',
+        'write path: download, then convert',
         'image inspected: safe to open',
         'volume created',
         'image written to the volume',
         'job completed',
       ],
     );
+    const path = lines.find((l) => l.msg === 'write path: download, then convert')!;
+    assert.deepEqual([path.write_path, path.reason], ['download_then_convert', 'STREAM_CONVERT=off']);
     for (const line of lines) {
       assert.ok('correlation_id' in line && line.correlation_id === null, JSON.stringify(line));
       assert.equal(line.volume_name, 'vm-log-hit');

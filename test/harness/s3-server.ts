@@ -45,14 +45,14 @@ export const SECRET_KEY = 'S3RVER';
  */
 export class S3Server {
   readonly requests: S3Request[] = [];
-  /** Makes GET bodies slow (0: full speed), as a far-away endpoint is. */
-  bytesPerSecond = 0;
   private server?: InstanceType<typeof S3rver>;
   private address?: AddressInfo;
   /** Cut the next GET of `key` after this many bytes of body. */
   private cuts = new Map<string, number>();
   /** Requests (`METHOD key`) that go silent: after this many bytes of body, or (undefined) before the headers. */
   private stalls = new Map<string, { afterBytes?: number; times: number }>();
+  /** Bodies of GETs leave at this rate (bytes/s), as over a slow link; 0: as fast as they can. */
+  bytesPerSecond = 0;
 
   /** `tls`: serve HTTPS with this certificate (objects are then placed with seed(), not put()). */
   constructor(
@@ -134,22 +134,26 @@ export class S3Server {
         );
         return;
       }
+      if (
+        ctx.method === 'GET' &&
+        this.bytesPerSecond > 0 &&
+        ctx.body &&
+        typeof (ctx.body as NodeJS.ReadableStream).pipe === 'function'
+      ) {
+        ctx.body = (ctx.body as NodeJS.ReadableStream).pipe(throttle(this.bytesPerSecond));
+      }
       const cutAfter = this.cuts.get(key);
       if (
         ctx.method === 'GET' &&
         ctx.body &&
         typeof (ctx.body as NodeJS.ReadableStream).pipe === 'function'
       ) {
-        const rate = () => this.bytesPerSecond;
+        // Counts what leaves (after the throttle above): a resumed download's bytes are counted here.
         ctx.body = (ctx.body as NodeJS.ReadableStream).pipe(
           new Transform({
             transform(chunk: Buffer, _encoding, done) {
-              const pass = () => {
-                request.bytesSent += chunk.length;
-                done(null, chunk);
-              };
-              if (rate() > 0) setTimeout(pass, (chunk.length / rate()) * 1000);
-              else pass();
+              request.bytesSent += chunk.length;
+              done(null, chunk);
             },
           }),
         );
@@ -243,4 +247,26 @@ export class S3Server {
   requestsFor(key: string): S3Request[] {
     return this.requests.filter((r) => r.path === `/${BUCKET}/${key}`);
   }
+}
+
+/** Lets each chunk go after the time it takes at `bytesPerSecond`, in chunks of at most 64 KiB. */
+function throttle(bytesPerSecond: number): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const pieces: Buffer[] = [];
+      for (let at = 0; at < chunk.length; at += 64 * 1024) pieces.push(chunk.subarray(at, at + 64 * 1024));
+      const next = () => {
+        const piece = pieces.shift();
+        if (!piece) return done();
+        setTimeout(
+          () => {
+            this.push(piece);
+            next();
+          },
+          (piece.length / bytesPerSecond) * 1000,
+        );
+      };
+      next();
+    },
+  });
 }

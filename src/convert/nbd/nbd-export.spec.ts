@@ -69,6 +69,32 @@ describe('NbdExport over a unix socket, spoken to byte by byte', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('answers READs with one structured chunk (data and its offset, or an error) once structured replies are agreed', async () => {
+    const c = await client(exported.socketPath);
+    await c.reader.read(18);
+    c.socket.write(Buffer.from([0, 0, 0, 3]));
+    c.option(OPT.STRUCTURED_REPLY);
+    assert.equal((await c.optionReply()).type, REP.ACK);
+    c.option(OPT.GO, GO_DEFAULT);
+    for (let i = 0; i < 3; i++) await c.optionReply(); // size, block sizes, ACK
+    c.request(CMD.READ, 9, 100, 50);
+    const head = await c.reader.read(20);
+    assert.equal(head.readUInt32BE(0), 0x668e33ef, 'structured reply magic');
+    assert.equal(head.readUInt16BE(4), 1, 'done');
+    assert.equal(head.readUInt16BE(6), 1, 'NBD_REPLY_TYPE_OFFSET_DATA');
+    assert.equal(Number(head.readBigUInt64BE(8)), 9);
+    assert.equal(head.readUInt32BE(16), 8 + 50);
+    const body = await c.reader.read(8 + 50);
+    assert.equal(Number(body.readBigUInt64BE(0)), 100);
+    assert.deepEqual(body.subarray(8), content.subarray(100, 150));
+    c.request(CMD.READ, 10, 4000, 200); // beyond the export's end
+    const error = await c.reader.read(26);
+    assert.equal(error.readUInt16BE(6), (1 << 15) | 1, 'NBD_REPLY_TYPE_ERROR');
+    assert.equal(Number(error.readBigUInt64BE(8)), 10);
+    assert.equal(error.readUInt32BE(20), NBD_ERR.EINVAL);
+    c.socket.destroy();
+  });
+
   it('greets fixed newstyle, answers unknown options unsupported, and GO with the full size, read-only', async () => {
     const c = await client(exported.socketPath);
     const greeting = await c.reader.read(18);
@@ -76,7 +102,7 @@ describe('NbdExport over a unix socket, spoken to byte by byte', () => {
     assert.equal(greeting.readBigUInt64BE(8), IHAVEOPT);
     assert.equal(greeting.readUInt16BE(16), 3);
     c.socket.write(Buffer.from([0, 0, 0, 3]));
-    c.option(8); // NBD_OPT_STRUCTURED_REPLY
+    c.option(5); // NBD_OPT_STARTTLS
     assert.equal((await c.optionReply()).type, REP.ERR_UNSUP);
     c.option(OPT.GO, Buffer.from([0, 0, 0, 4, 0x64, 0x69, 0x73, 0x6b, 0, 0])); // "disk"
     assert.equal((await c.optionReply()).type, REP.ERR_UNKNOWN);

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Arrivals } from './arrivals';
-import { serveHandshake } from './nbd-handshake';
+import { serveHandshake, type Agreed } from './nbd-handshake';
 import {
   CMD,
   NBD_ERR,
@@ -11,6 +11,8 @@ import {
   parseRequest,
   readProblem,
   simpleReply,
+  structuredError,
+  structuredReadHeader,
   type Request,
 } from './nbd-protocol';
 import { SocketReader } from './socket-reader';
@@ -109,14 +111,15 @@ export class NbdExport {
     socket.on('error', () => undefined); // 'close' follows; a reset client is not the export's failure
     const reader = new SocketReader(socket);
     void (async () => {
-      if (await serveHandshake(socket, reader, this.arrivals.size)) await this.transmit(socket, reader);
+      const agreed = await serveHandshake(socket, reader, this.arrivals.size);
+      if (agreed) await this.transmit(socket, reader, agreed);
     })()
       .catch(() => undefined)
       .finally(() => socket.destroy());
   }
 
   /** The transmission phase: READs are served concurrently, replies go out whole, in any order. */
-  private async transmit(socket: Socket, reader: SocketReader): Promise<void> {
+  private async transmit(socket: Socket, reader: SocketReader, agreed: Agreed): Promise<void> {
     const inFlight = new Set<Promise<void>>();
     for (;;) {
       while (inFlight.size >= MAX_IN_FLIGHT) await Promise.race(inFlight);
@@ -136,19 +139,21 @@ export class NbdExport {
         socket.write(simpleReply(request.handle, NBD_ERR.EINVAL));
         continue;
       }
-      const reply = this.read(socket, request).finally(() => inFlight.delete(reply));
+      const reply = this.read(socket, request, agreed).finally(() => inFlight.delete(reply));
       inFlight.add(reply);
     }
   }
 
-  private async read(socket: Socket, request: Request): Promise<void> {
+  private async read(socket: Socket, request: Request, agreed: Agreed): Promise<void> {
     this.stats.reads++;
-    const problem = readProblem(request.offset, request.length, this.arrivals.size);
-    if (problem !== undefined) {
+    const fail = (error: number) => {
       this.stats.failedReads++;
-      socket.write(simpleReply(request.handle, problem));
-      return;
-    }
+      socket.write(
+        agreed.structured ? structuredError(request.handle, error) : simpleReply(request.handle, error),
+      );
+    };
+    const problem = readProblem(request.offset, request.length, this.arrivals.size);
+    if (problem !== undefined) return fail(problem);
     let data: Buffer;
     try {
       const end = request.offset + request.length;
@@ -158,12 +163,14 @@ export class NbdExport {
       }
       data = await this.readFile(request.offset, request.length);
     } catch {
-      this.stats.failedReads++;
-      socket.write(simpleReply(request.handle, NBD_ERR.EIO));
-      return;
+      return fail(NBD_ERR.EIO);
     }
     // Header and data in one tick: no other reply can come between them.
-    socket.write(simpleReply(request.handle, 0));
+    socket.write(
+      agreed.structured
+        ? structuredReadHeader(request.handle, request.offset, request.length)
+        : simpleReply(request.handle, 0),
+    );
     if (!socket.write(data) && socket.writableLength > HIGH_WATER) {
       await drained(socket);
     }

@@ -17,12 +17,23 @@ import type { SocketReader } from './socket-reader';
 /** An option's data longer than this is not one this export understands (names are short). */
 const MAX_OPTION_DATA = 64 * 1024;
 
+/** What the client and the export agreed on: whether READs are answered with structured replies. */
+export interface Agreed {
+  structured: boolean;
+}
+
 /**
- * The fixed newstyle handshake of the one, unnamed export. Resolves true when the client entered
- * the transmission phase (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), false when it aborted or spoke
- * something else. Options other than GO, INFO, EXPORT_NAME and ABORT are answered unsupported.
+ * The fixed newstyle handshake of the one, unnamed export. Resolves with what was agreed when the
+ * client entered the transmission phase (NBD_OPT_GO or NBD_OPT_EXPORT_NAME), false when it
+ * aborted or spoke something else. Options other than GO, INFO, EXPORT_NAME, STRUCTURED_REPLY and
+ * ABORT are answered unsupported.
  */
-export async function serveHandshake(socket: Socket, reader: SocketReader, size: number): Promise<boolean> {
+export async function serveHandshake(
+  socket: Socket,
+  reader: SocketReader,
+  size: number,
+): Promise<Agreed | false> {
+  const agreed: Agreed = { structured: false };
   socket.write(serverGreeting());
   const clientFlags = (await reader.read(4)).readUInt32BE(0);
   if ((clientFlags & FLAG_FIXED_NEWSTYLE) === 0) return false; // oldstyle-only clients are not served
@@ -35,7 +46,7 @@ export async function serveHandshake(socket: Socket, reader: SocketReader, size:
       case OPT.EXPORT_NAME:
         if (data.length !== 0) return false; // an unknown name: the protocol says to just close
         socket.write(exportNameReply(size, noZeroes));
-        return true;
+        return agreed;
       case OPT.ABORT:
         socket.write(optionReply(header.option, REP.ACK));
         return false;
@@ -46,10 +57,17 @@ export async function serveHandshake(socket: Socket, reader: SocketReader, size:
         else if (go.name !== '') socket.write(optionReply(header.option, REP.ERR_UNKNOWN));
         else {
           for (const reply of goReplies(header.option, size)) socket.write(reply);
-          if (header.option === OPT.GO) return true;
+          if (header.option === OPT.GO) return agreed;
         }
         break;
       }
+      case OPT.STRUCTURED_REPLY:
+        if (data.length !== 0) socket.write(optionReply(header.option, REP.ERR_INVALID));
+        else {
+          agreed.structured = true;
+          socket.write(optionReply(header.option, REP.ACK));
+        }
+        break;
       default:
         socket.write(optionReply(header.option, REP.ERR_UNSUP));
     }

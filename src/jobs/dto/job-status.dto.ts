@@ -25,6 +25,23 @@ export class ProgressDto {
     type: Number,
   })
   bytes_per_second!: number | null;
+
+  @ApiProperty({
+    description:
+      'Stage `streaming` only (the image is written while it downloads): bytes qemu-img has written ' +
+      'to the volume so far; bytes_processed/bytes_total are then the download. null in every other stage',
+    nullable: true,
+    type: Number,
+  })
+  write_bytes_processed!: number | null;
+
+  @ApiProperty({
+    description:
+      "Stage `streaming` only: the image's virtual size, the bytes the write will cover. null otherwise",
+    nullable: true,
+    type: Number,
+  })
+  write_bytes_total!: number | null;
 }
 
 export class JobStatusDto {
@@ -142,6 +159,8 @@ export class JobStatusDto {
         bytes_processed: job.bytesProcessed,
         bytes_total: job.bytesTotal,
         bytes_per_second: job.status === 'running' ? stageThroughput(job, Date.now()) : null,
+        write_bytes_processed: job.stage === 'streaming' ? (job.writeBytesProcessed ?? null) : null,
+        write_bytes_total: job.stage === 'streaming' ? (job.writeBytesTotal ?? null) : null,
       },
       image_url: job.request.image_url,
       volume_name: provision?.volume_name ?? null,

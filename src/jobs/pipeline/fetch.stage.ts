@@ -26,6 +26,7 @@ export function makeFetchStage({ store }: FetchDeps): PipelineStage<JobRequest> 
         return store.obtain(resolved, ctx).pipe(
           mergeMap((event) => {
             if (event.kind === 'ready') ctx.fetched = fetched(ctx, event.image);
+            if (event.kind === 'growing') ctx.growing = event.file;
             return of(...toJobEvents(resolved, event));
           }),
         );
@@ -43,6 +44,8 @@ function toJobEvents({ ref, expected }: Resolved, event: FetchEvent): JobEvent[]
             jobLog('cache miss: downloading', { ...expectation(expected), size: ref.size ?? null }),
             { type: 'stage', stage: 'downloading' },
           ];
+    case 'growing':
+      return []; // for the streaming stage, on the context
     case 'retry':
       return [
         jobLog(

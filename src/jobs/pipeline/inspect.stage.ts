@@ -4,10 +4,17 @@ import { detectWrapper, type Wrapper } from '../../convert/decompressor';
 import { detectFormat, readImageEnds } from '../../convert/image-format';
 import { parseQcow2Header, parseVmdkDescriptor, vmdkDescriptorText } from '../../convert/image-header';
 import { checkHeader, checkInfo, ImageFacts, Refusal } from '../../convert/image-policy';
-import type { InspectLimits, QemuImg } from '../../convert/qemu-img';
+import type { ImageInfo, InspectLimits, QemuImg } from '../../convert/qemu-img';
 import { GIB } from '../../volumes/volume-backend';
 import { jobLog } from '../job-event';
-import { asyncStage, need, type Fetched, type JobContext, type PipelineStage } from './job-context';
+import {
+  asyncStage,
+  need,
+  type Fetched,
+  type JobContext,
+  type PipelineStage,
+  type StageEvent,
+} from './job-context';
 
 export interface InspectDeps {
   qemuImg: QemuImg;
@@ -22,12 +29,6 @@ export interface InspectDeps {
  * limits. All of it before any volume is touched.
  */
 export function makeInspectStage({ qemuImg, inspect }: InspectDeps): PipelineStage {
-  const limitsFor = (signal: AbortSignal): InspectLimits => ({
-    signal,
-    timeoutMs: inspect.timeoutSeconds * 1000,
-    limits: { cpuSeconds: inspect.cpuSeconds, addressSpaceBytes: inspect.addressSpaceBytes },
-  });
-
   return (ctx) =>
     asyncStage(ctx, async (emit, signal) => {
       emit({ type: 'stage', stage: 'inspecting' });
@@ -52,28 +53,10 @@ export function makeInspectStage({ qemuImg, inspect }: InspectDeps): PipelineSta
       };
       refuseIf(checkHeader(facts));
 
-      const limits = limitsFor(signal);
+      const limits = inspectLimits(inspect, signal);
       const info = await qemuImg.info(path, format, limits);
       refuseIf(checkInfo({ ...facts, info }));
-      let compressedClusters = 0;
-      if (format === 'qcow2') {
-        const check = await qemuImg.check(path, format, limits);
-        if (!check.ok) {
-          refuseIf({
-            rule: 'not-corrupt',
-            message: `image ${facts.url} is corrupt: qemu-img check found ${check.finding}`,
-          });
-        }
-        // Reading compressed clusters is zlib-bound: the cache may keep an expanded copy for later
-        // jobs. It holds the allocated clusters uncompressed (plus a little metadata).
-        compressedClusters = check.compressedClusters;
-        if (compressedClusters > 0) {
-          const estimatedBytes = info.clusterSize
-            ? check.allocatedClusters * info.clusterSize
-            : info.virtualSize;
-          emit({ type: 'compressed_image', readPath: path, estimatedBytes });
-        }
-      }
+      const compressedClusters = await checkWholeImage(qemuImg, path, format, facts.url, info, limits, emit);
       ctx.inspected = { info, format, readPath: path };
       emit(
         jobLog('image inspected: safe to open', {
@@ -86,6 +69,15 @@ export function makeInspectStage({ qemuImg, inspect }: InspectDeps): PipelineSta
         }),
       );
     });
+}
+
+/** The bounds qemu-img info and check run under (INSPECT_*). */
+export function inspectLimits(inspect: InspectSettings, signal: AbortSignal): InspectLimits {
+  return {
+    signal,
+    timeoutMs: inspect.timeoutSeconds * 1000,
+    limits: { cpuSeconds: inspect.cpuSeconds, addressSpaceBytes: inspect.addressSpaceBytes },
+  };
 }
 
 /** The unpacked form, from the cache; a refusal (too big to unpack) names the image. */
@@ -106,7 +98,38 @@ async function unpack(
   }
 }
 
-function refuseIf(refusal: Refusal | undefined): void {
+/**
+ * What only the whole file shows: `qemu-img check` of a qcow2 refuses corruption. Tells the cache
+ * (one `compressed_image` event) when the image has compressed clusters. Returns their count.
+ */
+export async function checkWholeImage(
+  qemuImg: QemuImg,
+  path: string,
+  format: string,
+  url: string,
+  info: ImageInfo,
+  limits: InspectLimits,
+  emit: (event: StageEvent) => void,
+): Promise<number> {
+  if (format !== 'qcow2') return 0;
+  const check = await qemuImg.check(path, format, limits);
+  if (!check.ok) {
+    refuseIf({
+      rule: 'not-corrupt',
+      message: `image ${url} is corrupt: qemu-img check found ${check.finding}`,
+    });
+  }
+  // Reading compressed clusters is zlib-bound: the cache may keep an expanded copy for later
+  // jobs. It holds the allocated clusters uncompressed (plus a little metadata).
+  if (check.compressedClusters > 0) {
+    const estimatedBytes = info.clusterSize ? check.allocatedClusters * info.clusterSize : info.virtualSize;
+    emit({ type: 'compressed_image', readPath: path, estimatedBytes });
+  }
+  return check.compressedClusters;
+}
+
+/** A policy refusal as the job's error: image_rejected, naming the rule. */
+export function refuseIf(refusal: Refusal | undefined): void {
   if (refusal)
     throw new ImageRejectedError(`${refusal.message} (rule: ${refusal.rule})`, { rule: refusal.rule });
 }

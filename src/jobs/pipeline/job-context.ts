@@ -1,5 +1,5 @@
 import { Observable } from 'rxjs';
-import type { ExpectedChecksum, LocalImage } from '../../cache/image-store';
+import type { ExpectedChecksum, GrowingFile, LocalImage } from '../../cache/image-store';
 import type { JobScope } from '../../common/job-scope';
 import type { Wrapper } from '../../convert/decompressor';
 import type { ImageInfo } from '../../convert/qemu-img';
@@ -36,9 +36,13 @@ export interface Inspected {
 export interface JobContext<R extends JobRequest = ProvisionRequest> extends JobScope {
   readonly request: R;
   resolved?: Resolved;
+  /** Set by fetch while a download of known length runs: the file as it grows (stream.stage.ts). */
+  growing?: GrowingFile;
   fetched?: Fetched;
   inspected?: Inspected;
   volume?: WritableVolume;
+  /** Set by the streaming stage when it inspected and wrote the image: the later stages up to finalize are skipped. */
+  streamed?: boolean;
   /** True from just before this job creates its volume; only then may rollback remove it. */
   createdVolume: boolean;
 }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { concat, EMPTY, mergeMap, of, type Observable } from 'rxjs';
+import { concat, defer, EMPTY, mergeMap, of, type Observable } from 'rxjs';
 import { BASE_STORE, type BaseStore } from '../../cache/base-store';
 import { IMAGE_STORE, type ImageStore } from '../../cache/image-store';
 import { Settings } from '../../config/settings';
@@ -16,6 +16,7 @@ import { makeInspectStage } from './inspect.stage';
 import { makeKeepBaseStage } from './keep-base.stage';
 import { need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
 import { makeResolveStage } from './resolve.stage';
+import { makeStreamStage } from './stream.stage';
 import { makeVolumeStage } from './volume.stage';
 
 /**
@@ -27,6 +28,7 @@ export class ProvisionPipeline {
   // Each stage is made once, from its own dependencies.
   private readonly resolve: PipelineStage<JobRequest>;
   private readonly fetch: PipelineStage<JobRequest>;
+  private readonly fetchOrStream: PipelineStage;
   private readonly inspect: PipelineStage;
   private readonly prepareVolume: PipelineStage;
   private readonly write: PipelineStage;
@@ -49,6 +51,15 @@ export class ProvisionPipeline {
     this.write = makeConvertStage({ qemuImg, volumes }); //               converting
     this.keepBase = makeKeepBaseStage({ bases }); //             (converting: a golden base for later clones)
     this.finalize = makeFinalizeStage({ volumes, virsh }); //    finalizing
+    // checking_cache, downloading, streaming: a cold image written while it downloads (STREAM_CONVERT)
+    this.fetchOrStream = makeStreamStage({
+      qemuImg,
+      volumes,
+      inspect: settings.inspect,
+      mode: settings.convert.stream,
+      fetch: this.fetch,
+      prepareVolume: this.prepareVolume,
+    });
   }
 
   run(ctx: JobContext<JobRequest>): Observable<JobEvent> {
@@ -60,16 +71,13 @@ export class ProvisionPipeline {
   }
 
   private provision(ctx: JobContext): Observable<StageEvent> {
-    const { resolve, fetch, inspect, prepareVolume, write, keepBase, finalize } = this;
-    return concat(
-      resolve(ctx),
-      fetch(ctx),
-      inspect(ctx),
-      prepareVolume(ctx),
-      write(ctx),
-      keepBase(ctx),
-      finalize(ctx),
+    const { resolve, fetchOrStream, inspect, prepareVolume, write, keepBase, finalize } = this;
+    // A streamed image was inspected and written while it downloaded: on to finalizing (a cold
+    // job, so there was no golden base to clone; none is kept from a streamed write yet).
+    const unlessStreamed = defer(() =>
+      ctx.streamed ? EMPTY : concat(inspect(ctx), prepareVolume(ctx), write(ctx), keepBase(ctx)),
     );
+    return concat(resolve(ctx), fetchOrStream(ctx), unlessStreamed, finalize(ctx));
   }
 
   /** A prefetch only fills the cache. */
