@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { waitFor } from '../harness/wait';
 
@@ -85,6 +85,26 @@ export function currentToken(): string {
   return line.slice(line.indexOf(':') + 1) || FIRST_TOKEN;
 }
 
+/**
+ * Sets `key=value` in the daemon's environment file (replacing the line that sets it) and restarts
+ * the service; resolves once the new process answers.
+ */
+export async function restartWith(settings: Record<string, string>): Promise<void> {
+  const conf = `/etc/default/${NAME}`;
+  let text = readFileSync(conf, 'utf8');
+  for (const [key, value] of Object.entries(settings)) {
+    const line = new RegExp(`^${key}=.*$`, 'm');
+    text = line.test(text) ? text.replace(line, `${key}=${value}`) : `${text}\n${key}=${value}\n`;
+  }
+  writeFileSync(conf, text);
+  must('systemctl', 'restart', SERVICE);
+  await waitFor(
+    'the restarted service to answer',
+    async () => (await api('/jobs?limit=1')).status === 200 || undefined,
+    300_000,
+  );
+}
+
 export async function api<T = Job>(
   path: string,
   init?: RequestInit,
@@ -93,7 +113,9 @@ export async function api<T = Job>(
   const res = await fetch(`${API}${path}`, {
     ...init,
     signal: AbortSignal.timeout(300_000),
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    // A fresh connection per request: under TCG a kept-alive one is sometimes closed by the server
+    // just as the next request goes out ("other side closed").
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, connection: 'close' },
   });
   return { status: res.status, body: (await res.json()) as T };
 }

@@ -6,6 +6,8 @@ import { ImageServer } from '../harness/image-server';
 import { VM_FIXTURES } from '../fixtures/images';
 import {
   LIBVIRT_POOL,
+  lvNames,
+  restartWith,
   SERVICE,
   VG,
   jobReaches,
@@ -55,28 +57,55 @@ describe('libvirt for real: a logical pool, a running domain', { skip: notInHost
     await images?.stop();
   });
 
-  it('a provisioned volume is in virsh vol-list with its capacity as soon as the job completes', async () => {
-    await provisionCompleted({
+  // libvirt's `logical` pool reads `lvs` and skips every LV whose `devices` field is empty, as a thin
+  // LV's is (storage_backend_logical.c: its pattern wants one): thin LVs never show in vol-list, with
+  // or without a refresh (docs/operations.md). So the refresh is checked with a thick LV: the daemon
+  // runs with VOLUME_BACKEND=lvm for this case, then goes back to lvm-thin.
+  it('a thick LV is in virsh vol-list with its capacity as soon as the job completes (thin LVs never are)', async () => {
+    await restartWith({ VOLUME_BACKEND: 'lvm' });
+    try {
+      await provisionCompleted({
+        image_url: `${images.url}/small.qcow2`,
+        volume_name: 'vm-thick',
+        volume_size_gb: 1,
+        image_type: 'qcow2',
+      });
+      // No pool-refresh here: the daemon's refresh (LIBVIRT_POOL) is what makes libvirt see it.
+      const list = must('virsh', '-q', 'vol-list', LIBVIRT_POOL);
+      if (!/^\s*vm-thick\s/m.test(list)) {
+        // What the daemon said about its refresh (a failed one is a warning in the job's log), and
+        // whether a refresh by hand shows it.
+        const journal = must('journalctl', '-u', SERVICE, '-o', 'cat', '--no-pager');
+        const lines = journal.split('\n').filter((l) => /refresh|virsh/i.test(l));
+        must('virsh', '-q', 'pool-refresh', LIBVIRT_POOL);
+        const after = must('virsh', '-q', 'vol-list', LIBVIRT_POOL);
+        assert.fail(
+          `vm-thick is not in vol-list ${JSON.stringify(list)} (after a refresh by hand: ` +
+            `${JSON.stringify(after)}); the daemon's log:\n${lines.join('\n')}`,
+        );
+      }
+      const info = must('virsh', 'vol-info', '--bytes', '--pool', LIBVIRT_POOL, 'vm-thick');
+      assert.match(info, new RegExp(`Capacity:\\s+${GIB} bytes`), info);
+      // The limitation the docs state: the thin LVs made before are in the VG, not in the pool.
+      assert.ok(lvNames().includes('vm-one'));
+      assert.doesNotMatch(
+        list,
+        /^\s*vm-one\s/m,
+        'libvirt now lists thin LVs: update docs/operations.md and this case',
+      );
+    } finally {
+      await restartWith({ VOLUME_BACKEND: 'lvm-thin' });
+    }
+  });
+
+  it('a running domain on the LV makes a provision to it refuse 409 volume_in_use; after destroy, accepted', async () => {
+    const body = {
       image_url: `${images.url}/small.qcow2`,
       volume_name: 'vm-libvirt',
       volume_size_gb: 2,
       image_type: 'qcow2',
-    });
-    // No pool-refresh here: the daemon's refresh (LIBVIRT_POOL) is what makes libvirt see it.
-    const list = must('virsh', '-q', 'vol-list', LIBVIRT_POOL);
-    if (!/^\s*vm-libvirt\s/m.test(list)) {
-      // What the daemon said about its refresh (a failed one is a warning in the job's log).
-      const journal = must('journalctl', '-u', SERVICE, '-o', 'cat', '--no-pager');
-      const lines = journal.split('\n').filter((l) => /refresh|virsh/i.test(l));
-      assert.fail(
-        `vm-libvirt is not in vol-list ${JSON.stringify(list)}; the daemon's log:\n${lines.join('\n')}`,
-      );
-    }
-    const info = must('virsh', 'vol-info', '--bytes', '--pool', LIBVIRT_POOL, 'vm-libvirt');
-    assert.match(info, new RegExp(`Capacity:\\s+${2 * GIB} bytes`), info);
-  });
-
-  it('a running domain on the LV makes a provision to it refuse 409 volume_in_use; after destroy, accepted', async () => {
+    };
+    await provisionCompleted(body);
     const xml = '/tmp/lvp-holder.xml';
     writeFileSync(xml, domainXml(`/dev/${VG}/vm-libvirt`));
     must('virsh', 'define', xml);
@@ -84,12 +113,6 @@ describe('libvirt for real: a logical pool, a running domain', { skip: notInHost
     must('virsh', 'start', DOMAIN);
     console.log(`# virsh start (TCG in TCG): ${since(t0)}`);
     assert.match(must('virsh', 'domstate', DOMAIN), /running/);
-    const body = {
-      image_url: `${images.url}/small.qcow2`,
-      volume_name: 'vm-libvirt',
-      volume_size_gb: 2,
-      image_type: 'qcow2',
-    };
     const refused = await provision(body);
     assert.equal(refused.status, 409, JSON.stringify(refused.body));
     const answer = refused.body as unknown as { error_code: string; message: string };
