@@ -202,7 +202,7 @@ describe('JOB_TIMEOUT counts from when a job starts running', () => {
     mkdirSync(images);
     for (const name of ['t1', 't2', 't3']) copyFileSync(smallQcow2(), join(images, `${name}.qcow2`));
     server = await new ImageServer(images).start();
-    daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '1', JOB_TIMEOUT: '5' } }).start();
+    daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '1', JOB_TIMEOUT: '10' } }).start();
   });
 
   after(async () => {
@@ -213,7 +213,9 @@ describe('JOB_TIMEOUT counts from when a job starts running', () => {
 
   it('lets a job that waited in the queue run its full time, and fails one that runs too long', async () => {
     const size = statSync(join(images, 't1.qcow2')).size;
-    server.bytesPerSecond = size / 2.5; // each download takes about 2.5 s
+    // Each download takes about 5.5 s: two jobs take more than JOB_TIMEOUT together, and each leaves
+    // ~4 s of its 10 for the rest of its work even on a loaded machine (5 s and 2.5 s were too tight).
+    server.bytesPerSecond = size / 5.5;
     const submit = (name: string) =>
       daemon.provision({
         image_url: `${server.url}/${name}.qcow2`,
@@ -228,17 +230,17 @@ describe('JOB_TIMEOUT counts from when a job starts running', () => {
     assert.equal(a.status, 'completed', a.error);
     // More than JOB_TIMEOUT since submission, less since it started: it must complete.
     assert.ok(
-      Date.parse(b.finished_at) - Date.parse(b.created_at) > 5000,
+      Date.parse(b.finished_at) - Date.parse(b.created_at) > 10_000,
       'the queued job should have waited',
     );
     assert.equal(b.status, 'completed', b.error);
 
-    server.bytesPerSecond = size / 12;
+    server.bytesPerSecond = size / 30;
     const slow = (await submit('t3')).body.job_id;
-    const c = await daemon.waitFinal(slow, 30_000);
+    const c = await daemon.waitFinal(slow, 40_000);
     assert.equal(c.status, 'failed');
     assert.equal(c.error_code, 'job_timeout');
-    assert.match(c.error, /timed out after 5 s/);
+    assert.match(c.error, /timed out after 10 s/);
     assert.ok(!existsSync(join(work.dir, 'var/volumes/vm-t3.raw')));
     server.bytesPerSecond = 0;
   });
