@@ -5,6 +5,7 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  rmSync,
   truncateSync,
   writeSync,
   writeFileSync,
@@ -151,13 +152,60 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     assert.ok(sameBytes(join(volumes, 'vm-b.raw'), reference));
   });
 
+  it('converts when the clone fails (its base file vanished), says why, and keeps a new base', async () => {
+    // A real failure: the base file removed behind the daemon's back (an operator, a clean-up
+    // script) while its record is still known. The clone's reflink finds no file (ENOENT).
+    const basePath = join(volumes, '.lvp-bases', `${sha256}-${64 * 1024 ** 2}.raw`);
+    rmSync(basePath);
+    const id = await provision('vm-v');
+    const stages = stagesOf(daemon, id);
+    const final = await daemon.waitFinal(id);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.clone, false);
+    assert.equal(final.clone_base, null);
+    assert.deepEqual(
+      (await stages).filter((s) => ['cloning', 'converting'].includes(s)),
+      ['cloning', 'converting'],
+    );
+    assert.ok(sameBytes(join(volumes, 'vm-v.raw'), reference));
+    const lines = jobLines(id);
+    const failed = lines.find((l) => l.msg === 'clone failed: converting instead');
+    assert.ok(failed, lines.map((l) => l.msg).join(' | '));
+    assert.equal(failed.code, 'ENOENT');
+    assert.equal(failed.base, basePath);
+    const created = lines.find((l) => l.msg === 'volume created');
+    assert.match(
+      String(created?.no_clone_because),
+      /the clone from the golden base failed \(ENOENT.*\); converting/,
+    );
+    // The vanished base was forgotten, so this conversion kept a new one, verified like the first.
+    const kept = lines.find((l) => l.msg === 'golden base kept');
+    assert.ok(kept, lines.map((l) => l.msg).join(' | '));
+    assert.equal(sha256File(basePath), kept.raw_sha256);
+    const cache = (await daemon.request('GET', '/api/v1/cache')).body;
+    assert.deepEqual(
+      cache.bases.map((b: any) => [b.sha256, b.raw_sha256]),
+      [[sha256, kept.raw_sha256]],
+    );
+    // And the next fresh volume is a clone of it again.
+    const next = await daemon.waitFinal(await provision('vm-w'));
+    assert.equal(next.clone, true);
+    assert.ok(sameBytes(join(volumes, 'vm-w.raw'), reference));
+  });
+
   it('removes the base with its image (cache DELETE) and leaves the clones intact', async () => {
     const deleted = await daemon.request('DELETE', `/api/v1/cache/${sha256}`);
     assert.equal(deleted.status, 204, JSON.stringify(deleted.body));
     assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
     assert.equal(existsSync(join(volumes, '.lvp-bases')), false);
     assert.ok(sameBytes(join(volumes, 'vm-c.raw'), reference));
-    assert.deepEqual(readdirSync(volumes).sort(), ['vm-a.raw', 'vm-b.raw', 'vm-c.raw']);
+    assert.deepEqual(readdirSync(volumes).sort(), [
+      'vm-a.raw',
+      'vm-b.raw',
+      'vm-c.raw',
+      'vm-v.raw',
+      'vm-w.raw',
+    ]);
   });
 
   it('removes a half-made base at start-up after kill -9 while it was being made', async () => {
