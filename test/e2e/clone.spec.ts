@@ -11,7 +11,7 @@ import {
   writeFileSync,
   closeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { GoldenBases } from '../../src/cache/bases/golden-bases';
@@ -19,6 +19,7 @@ import { Settings } from '../../src/config/settings';
 import { QemuImg } from '../../src/convert/qemu-img';
 import { reflinkCopy } from '../../src/volumes/reflink';
 import { Daemon } from '../harness/daemon';
+import { FileLease, fileLeaseSkipReason } from '../harness/file-lease';
 import { ImageServer } from '../harness/image-server';
 import { readSse } from '../harness/sse';
 import { waitFor } from '../harness/wait';
@@ -34,6 +35,12 @@ function volumeReference(image: string, dir: string): string {
   const ref = rawReference(image, 'qcow2', dir);
   truncateSync(ref, GIB);
   return ref;
+}
+
+function virtualSizeOf(image: string): number {
+  return Number(
+    JSON.parse(execFileSync('qemu-img', ['info', '--output=json', image]).toString())['virtual-size'],
+  );
 }
 
 /** The stages a job reports, from its event stream, until it ends. */
@@ -368,3 +375,108 @@ describe('golden base eviction (BASE_MAX_COUNT) on an XFS volume directory', { s
     assert.equal(sha256File(join(volumes, 'vm-3.raw')), lease.base.rawSha256);
   });
 });
+
+describe(
+  'a clone in flight, held open in the daemon (BASE_MAX_COUNT=1, XFS)',
+  { skip: skip ?? fileLeaseSkipReason() },
+  () => {
+    const work = makeWorkdir('clone-inflight');
+    const www = join(work.dir, 'www');
+    let xfs: ReturnType<typeof xfsLoop>;
+    let volumes: string;
+    let server: ImageServer;
+    let daemon: Daemon;
+    let small: { sha256: string; reference: string; base: string };
+    let other: { sha256: string; reference: string; base: string };
+    const env = () => ({
+      VOLUME_DIR: volumes,
+      CACHE_DIR: join(work.dir, 'cache'),
+      LOG_LEVEL: 'info',
+      BASE_MAX_COUNT: '1',
+      MAX_CONCURRENT_JOBS: '4',
+    });
+    const provision = async (volume: string, image: string) => {
+      const submitted = await daemon.provision({
+        image_url: `${server.url}/${image}`,
+        volume_name: volume,
+        volume_size_gb: 1,
+        image_type: 'qcow2',
+      });
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      return submitted.body.job_id as string;
+    };
+    const image = (path: string) => ({
+      sha256: sha256File(path),
+      reference: volumeReference(path, work.dir),
+      base: join(volumes, '.lvp-bases', `${sha256File(path)}-${virtualSizeOf(path)}.raw`),
+    });
+    const listed = async () =>
+      ((await daemon.request('GET', '/api/v1/cache')).body.bases as any[]).map((b) => [b.sha256, b.cloning]);
+
+    before(async () => {
+      mkdirSync(www);
+      copyFileSync(smallQcow2(), join(www, 'small.qcow2'));
+      // A second image, other content.
+      const second = uniqueQcow2(work.dir, 'other', 64);
+      copyFileSync(second, join(www, 'other.qcow2'));
+      xfs = xfsLoop(work.dir, 2048);
+      volumes = join(xfs.mountpoint, 'volumes');
+      small = image(smallQcow2());
+      other = image(second);
+      server = await new ImageServer(www).start();
+      daemon = await new Daemon({ dir: work.dir, env: env() }).start();
+    });
+
+    after(async () => {
+      await daemon?.stop();
+      await server?.stop();
+      xfs?.cleanup();
+      work.cleanup();
+    });
+
+    it('evicts a base only once the clone being made from it is done, through the API', async () => {
+      assert.equal((await daemon.waitFinal(await provision('vm-1', 'small.qcow2'))).status, 'completed');
+      assert.deepEqual(await listed(), [[small.sha256, 0]]);
+      // The clone's reflink opens the base first: a write lease on the base holds it there.
+      const lease = await FileLease.take(small.base);
+      let cloning: string;
+      try {
+        cloning = await provision('vm-2', 'small.qcow2');
+        await lease.opened();
+        assert.equal((await daemon.status(cloning)).body.progress.stage, 'cloning');
+        // A second image's base: two bases for BASE_MAX_COUNT=1, and the LRU one is being cloned.
+        const second = await daemon.waitFinal(await provision('vm-3', 'other.qcow2'));
+        assert.equal(second.status, 'completed', second.error);
+        assert.ok(daemon.jsonLogs().some((l) => l.job_id === second.job_id && l.msg === 'golden base kept'));
+        assert.deepEqual(
+          (await listed()).sort(),
+          [
+            [small.sha256, 1],
+            [other.sha256, 0],
+          ].sort(),
+        );
+        assert.ok(existsSync(small.base) && existsSync(other.base));
+        assert.ok(!daemon.jsonLogs().some((l) => l.msg === 'golden base eviction'), 'nothing evicted yet');
+      } finally {
+        await lease.release();
+      }
+      const final = await daemon.waitFinal(cloning);
+      assert.equal(final.status, 'completed', final.error);
+      assert.equal(final.clone, true);
+      assert.equal(final.clone_base, small.base);
+      assert.ok(sameBytes(join(volumes, 'vm-2.raw'), small.reference));
+      // Once the clone let go of it, the least recently used base is evicted, not the newer one.
+      await waitFor(
+        'the eviction',
+        async () => JSON.stringify(await listed()) === JSON.stringify([[other.sha256, 0]]),
+      );
+      assert.equal(existsSync(small.base), false);
+      assert.ok(existsSync(other.base));
+      const evicted = daemon.jsonLogs().filter((l) => l.msg === 'golden base eviction');
+      assert.deepEqual(
+        evicted.map((l) => l.base),
+        [basename(small.base, '.raw')],
+      );
+    });
+  },
+);
