@@ -1,6 +1,6 @@
 import type { BaseStore } from '../../cache/base-store';
 import { ImageRejectedError, messageOf, VolumeNotRegularFileError } from '../../common/errors';
-import { GIB, type VolumeBackend, type WritableVolume } from '../../volumes/volume-backend';
+import { GIB, isReusableSize, type VolumeBackend, type WritableVolume } from '../../volumes/volume-backend';
 import { findReusable } from '../../volumes/volume-reuse';
 import { jobLog, type JobEvent } from '../job-event';
 import { asyncStage, need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
@@ -22,6 +22,7 @@ export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
       const { info } = need(ctx.inspected);
       const name = ctx.request.volume_name;
       const requested = ctx.request.volume_size_gb * GIB;
+      if (ctx.createdVolume) await removeHalfMadeClone(volumes, ctx, requested, emit);
       const existing = await findReusable(volumes, name, requested);
       if (existing) {
         if (existing.sizeBytes < info.virtualSize) {
@@ -91,6 +92,29 @@ export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
         throw error;
       }
     });
+}
+
+/**
+ * A job resumed after a crash that had made its volume: a clone cut off between the reflink and
+ * growing it to the requested size has the base's size, which the ±5 % rule would refuse (409)
+ * although the file is this job's own. It is removed and made again; a volume of the right size
+ * is reused and converted into (never cloned into: it may hold anything by now).
+ */
+async function removeHalfMadeClone(
+  volumes: VolumeBackend,
+  ctx: JobContext,
+  requested: number,
+  emit: (event: StageEvent) => void,
+): Promise<void> {
+  const own = await volumes.find(ctx.request.volume_name);
+  if (!own || own.inUseBy || isReusableSize(own.sizeBytes, requested)) return;
+  await volumes.remove(ctx.request.volume_name);
+  emit(
+    jobLog('half-made volume this job created before the restart removed', {
+      volume_path: own.path,
+      size_bytes: own.sizeBytes,
+    }),
+  );
 }
 
 /**
