@@ -19,6 +19,7 @@ import { Settings } from '../../src/config/settings';
 import { QemuImg } from '../../src/convert/qemu-img';
 import { reflinkCopy } from '../../src/volumes/reflink';
 import { Daemon } from '../harness/daemon';
+import { LVP_MAIN, runLvp, shellQuote, Tmux } from '../harness/lvp';
 import { FileLease, fileLeaseSkipReason } from '../harness/file-lease';
 import { ImageServer } from '../harness/image-server';
 import { readSse } from '../harness/sse';
@@ -41,6 +42,21 @@ function virtualSizeOf(image: string): number {
   return Number(
     JSON.parse(execFileSync('qemu-img', ['info', '--output=json', image]).toString())['virtual-size'],
   );
+}
+
+/** `lvp <args>` in a real terminal (tmux, wide enough for a sha256 row); ends with LVP-EXIT=<code>. */
+function lvpTable(dir: string, args: string[], env: Record<string, string>): Tmux {
+  const tmux = new Tmux(join(dir, 'tmux.sock'));
+  tmux.kill();
+  const command = [
+    'env',
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    process.execPath,
+    LVP_MAIN,
+    ...args,
+  ];
+  tmux.start(`${command.map(shellQuote).join(' ')}; echo "LVP-EXIT=$?"; sleep 600`, 220, 30);
+  return tmux;
 }
 
 /** The stages a job reports, from its event stream, until it ends. */
@@ -120,6 +136,32 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     assert.equal(cache.bases[0].raw_sha256, kept.raw_sha256);
     assert.ok(cache.bases[0].size > 0 && cache.base_total_bytes === cache.bases[0].size);
     assert.equal(typeof cache.bases[0].last_used_at, 'string');
+  });
+
+  it('lvp cache ls lists the base: JSON without a terminal, a table on one (tmux)', async () => {
+    const listed = await runLvp(['cache', 'ls'], { LVP_URL: daemon.url });
+    assert.equal(listed.code, 0, listed.stderr);
+    const [body] = listed.lines;
+    assert.deepEqual(
+      body.bases.map((b: any) => [b.sha256, b.virtual_size, b.cloning]),
+      [[sha256, 64 * 1024 ** 2, 0]],
+    );
+    assert.equal(body.base_total_bytes, body.bases[0].size);
+    assert.equal(body.base_max_count, 20);
+    const pane = lvpTable(work.dir, ['cache', 'ls'], { LVP_URL: daemon.url });
+    let text: string;
+    try {
+      text = await waitFor('lvp cache ls to end', () => {
+        const captured = pane.capture();
+        return /LVP-EXIT=\d+/.test(captured) && captured;
+      });
+    } finally {
+      pane.kill();
+    }
+    assert.match(text, /LVP-EXIT=0/);
+    assert.match(text, /BASE OF SHA256\s+VIRTUAL SIZE\s+ON DISK\s+CLONES\s+LAST USED/);
+    assert.match(text, new RegExp(`^${sha256}\\s+64(\\.0)? MiB\\s`, 'm'));
+    assert.match(text, /^1 base, .+ of .+$/m);
   });
 
   it('makes a fresh volume on the warm image as a clone, byte-exact, reading zeros past the image', async () => {
@@ -474,6 +516,16 @@ describe(
           ].sort(),
         );
         assert.ok(existsSync(small.base) && existsSync(other.base));
+        // lvp cache ls shows the same: the base being cloned, with its clone in flight.
+        const cli = await runLvp(['cache', 'ls'], { LVP_URL: daemon.url });
+        assert.equal(cli.code, 0, cli.stderr);
+        assert.deepEqual(
+          cli.lines[0].bases.map((b: any) => [b.sha256, b.cloning]).sort(),
+          [
+            [small.sha256, 1],
+            [other.sha256, 0],
+          ].sort(),
+        );
         assert.ok(!daemon.jsonLogs().some((l) => l.msg === 'golden base eviction'), 'nothing evicted yet');
       } finally {
         await lease.release();
