@@ -10,7 +10,11 @@ export interface GoldenBase {
 /** A base taken for one clone: it is not evicted or deleted until `release`. */
 export interface BaseLease {
   base: GoldenBase;
-  release(): Promise<void>;
+  /**
+   * `vanished`: the clone found no base file (removed behind the daemon's back): the store forgets
+   * the base, so the job's conversion keeps a new one.
+   */
+  release(outcome?: { vanished?: boolean }): Promise<void>;
 }
 
 /** Whether new volumes can be clones here, and if not, why (for /readyz and the job log). */

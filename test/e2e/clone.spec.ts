@@ -5,12 +5,13 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
+  rmSync,
   truncateSync,
   writeSync,
   writeFileSync,
   closeSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { GoldenBases } from '../../src/cache/bases/golden-bases';
@@ -18,6 +19,8 @@ import { Settings } from '../../src/config/settings';
 import { QemuImg } from '../../src/convert/qemu-img';
 import { reflinkCopy } from '../../src/volumes/reflink';
 import { Daemon } from '../harness/daemon';
+import { LVP_MAIN, runLvp, shellQuote, Tmux } from '../harness/lvp';
+import { FileLease, fileLeaseSkipReason } from '../harness/file-lease';
 import { ImageServer } from '../harness/image-server';
 import { readSse } from '../harness/sse';
 import { waitFor } from '../harness/wait';
@@ -33,6 +36,27 @@ function volumeReference(image: string, dir: string): string {
   const ref = rawReference(image, 'qcow2', dir);
   truncateSync(ref, GIB);
   return ref;
+}
+
+function virtualSizeOf(image: string): number {
+  return Number(
+    JSON.parse(execFileSync('qemu-img', ['info', '--output=json', image]).toString())['virtual-size'],
+  );
+}
+
+/** `lvp <args>` in a real terminal (tmux, wide enough for a sha256 row); ends with LVP-EXIT=<code>. */
+function lvpTable(dir: string, args: string[], env: Record<string, string>): Tmux {
+  const tmux = new Tmux(join(dir, 'tmux.sock'));
+  tmux.kill();
+  const command = [
+    'env',
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    process.execPath,
+    LVP_MAIN,
+    ...args,
+  ];
+  tmux.start(`${command.map(shellQuote).join(' ')}; echo "LVP-EXIT=$?"; sleep 600`, 220, 30);
+  return tmux;
 }
 
 /** The stages a job reports, from its event stream, until it ends. */
@@ -114,6 +138,32 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     assert.equal(typeof cache.bases[0].last_used_at, 'string');
   });
 
+  it('lvp cache ls lists the base: JSON without a terminal, a table on one (tmux)', async () => {
+    const listed = await runLvp(['cache', 'ls'], { LVP_URL: daemon.url });
+    assert.equal(listed.code, 0, listed.stderr);
+    const [body] = listed.lines;
+    assert.deepEqual(
+      body.bases.map((b: any) => [b.sha256, b.virtual_size, b.cloning]),
+      [[sha256, 64 * 1024 ** 2, 0]],
+    );
+    assert.equal(body.base_total_bytes, body.bases[0].size);
+    assert.equal(body.base_max_count, 20);
+    const pane = lvpTable(work.dir, ['cache', 'ls'], { LVP_URL: daemon.url });
+    let text: string;
+    try {
+      text = await waitFor('lvp cache ls to end', () => {
+        const captured = pane.capture();
+        return /LVP-EXIT=\d+/.test(captured) && captured;
+      });
+    } finally {
+      pane.kill();
+    }
+    assert.match(text, /LVP-EXIT=0/);
+    assert.match(text, /BASE OF SHA256\s+VIRTUAL SIZE\s+ON DISK\s+CLONES\s+LAST USED/);
+    assert.match(text, new RegExp(`^${sha256}\\s+64(\\.0)? MiB\\s`, 'm'));
+    assert.match(text, /^1 base, .+ of .+$/m);
+  });
+
   it('makes a fresh volume on the warm image as a clone, byte-exact, reading zeros past the image', async () => {
     const id = await provision('vm-b');
     const stages = stagesOf(daemon, id);
@@ -151,18 +201,66 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     assert.ok(sameBytes(join(volumes, 'vm-b.raw'), reference));
   });
 
+  it('converts when the clone fails (its base file vanished), says why, and keeps a new base', async () => {
+    // A real failure: the base file removed behind the daemon's back (an operator, a clean-up
+    // script) while its record is still known. The clone's reflink finds no file (ENOENT).
+    const basePath = join(volumes, '.lvp-bases', `${sha256}-${64 * 1024 ** 2}.raw`);
+    rmSync(basePath);
+    const id = await provision('vm-v');
+    const stages = stagesOf(daemon, id);
+    const final = await daemon.waitFinal(id);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.clone, false);
+    assert.equal(final.clone_base, null);
+    assert.deepEqual(
+      (await stages).filter((s) => ['cloning', 'converting'].includes(s)),
+      ['cloning', 'converting'],
+    );
+    assert.ok(sameBytes(join(volumes, 'vm-v.raw'), reference));
+    const lines = jobLines(id);
+    const failed = lines.find((l) => l.msg === 'clone failed: converting instead');
+    assert.ok(failed, lines.map((l) => l.msg).join(' | '));
+    assert.equal(failed.code, 'ENOENT');
+    assert.equal(failed.base, basePath);
+    const created = lines.find((l) => l.msg === 'volume created');
+    assert.match(
+      String(created?.no_clone_because),
+      /the clone from the golden base failed \(ENOENT.*\); converting/,
+    );
+    // The vanished base was forgotten, so this conversion kept a new one, verified like the first.
+    const kept = lines.find((l) => l.msg === 'golden base kept');
+    assert.ok(kept, lines.map((l) => l.msg).join(' | '));
+    assert.equal(sha256File(basePath), kept.raw_sha256);
+    const cache = (await daemon.request('GET', '/api/v1/cache')).body;
+    assert.deepEqual(
+      cache.bases.map((b: any) => [b.sha256, b.raw_sha256]),
+      [[sha256, kept.raw_sha256]],
+    );
+    // And the next fresh volume is a clone of it again.
+    const next = await daemon.waitFinal(await provision('vm-w'));
+    assert.equal(next.clone, true);
+    assert.ok(sameBytes(join(volumes, 'vm-w.raw'), reference));
+  });
+
   it('removes the base with its image (cache DELETE) and leaves the clones intact', async () => {
     const deleted = await daemon.request('DELETE', `/api/v1/cache/${sha256}`);
     assert.equal(deleted.status, 204, JSON.stringify(deleted.body));
     assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
     assert.equal(existsSync(join(volumes, '.lvp-bases')), false);
     assert.ok(sameBytes(join(volumes, 'vm-c.raw'), reference));
-    assert.deepEqual(readdirSync(volumes).sort(), ['vm-a.raw', 'vm-b.raw', 'vm-c.raw']);
+    assert.deepEqual(readdirSync(volumes).sort(), [
+      'vm-a.raw',
+      'vm-b.raw',
+      'vm-c.raw',
+      'vm-v.raw',
+      'vm-w.raw',
+    ]);
   });
 
-  it('removes a half-made base at start-up after kill -9 while it was being made', async () => {
+  it('removes a half-made base at start-up after kill -9 while it was being made; the resumed job converts again', async () => {
     // 192 MiB of data: comparing and hashing the base takes long enough to catch it half-made.
-    copyFileSync(uniqueQcow2(work.dir, 'big', 192), join(www, 'big.qcow2'));
+    const big = uniqueQcow2(work.dir, 'big', 192);
+    copyFileSync(big, join(www, 'big.qcow2'));
     const id = await provision('vm-big', 'big.qcow2');
     const bases = join(volumes, '.lvp-bases');
     await waitFor(
@@ -172,18 +270,33 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
       5,
     );
     await daemon.kill9();
-    // RESUME_INTERRUPTED=false: the job ends interrupted, so what start-up removes is all there is
-    // to see (with resume, the job would convert again and make a new base).
-    daemon = await new Daemon({ dir: work.dir, env: { ...env(), RESUME_INTERRUPTED: 'false' } }).start();
-    assert.equal((await daemon.waitFinal(id)).status, 'failed');
-    assert.equal(existsSync(bases), false, existsSync(bases) ? readdirSync(bases).join(',') : '');
-    assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
+    daemon = await new Daemon({ dir: work.dir, env: env() }).start();
     assert.ok(
       daemon.jsonLogs().some((l) => /half-made or orphaned golden base/.test(String(l.msg))),
       'start-up says what it removed',
     );
-    // The interrupted job's volume is removed like any volume a job created.
-    assert.equal(existsSync(join(volumes, 'vm-big.raw')), false);
+    // RESUME_INTERRUPTED (the default): the job goes on into the volume it created before the
+    // crash. That volume is reused and converted into again, never taken for a clone target.
+    const final = await daemon.waitFinal(id);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.resumed, 1);
+    assert.equal(final.clone, false);
+    assert.ok(sameBytes(join(volumes, 'vm-big.raw'), volumeReference(big, work.dir)));
+    const msgs = jobLines(id).map((l) => l.msg);
+    assert.ok(msgs.includes('volume this job created before the restart reused'), msgs.join(' | '));
+    assert.ok(msgs.includes('image written to the volume'), msgs.join(' | '));
+    // No partial left; the one base there is the complete one the resumed job kept, verified.
+    const kept = jobLines(id).find((l) => l.msg === 'golden base kept');
+    assert.ok(kept, msgs.join(' | '));
+    assert.equal(sha256File(kept.base as string), kept.raw_sha256);
+    const bigSha = sha256File(big);
+    const key = basename(kept.base as string, '.raw');
+    assert.equal(key, `${bigSha}-${virtualSizeOf(big)}`);
+    assert.deepEqual(readdirSync(bases).sort(), [`${key}.json`, `${key}.raw`]);
+    assert.deepEqual(
+      (await daemon.request('GET', '/api/v1/cache')).body.bases.map((b: any) => b.sha256),
+      [bigSha],
+    );
   });
 
   it('CLONE_FROM_BASE=off: removes the bases at start, converts, and keeps none', async () => {
@@ -322,3 +435,179 @@ describe('golden base eviction (BASE_MAX_COUNT) on an XFS volume directory', { s
     assert.equal(sha256File(join(volumes, 'vm-3.raw')), lease.base.rawSha256);
   });
 });
+
+describe(
+  'a clone in flight, held open in the daemon (BASE_MAX_COUNT=1, XFS)',
+  { skip: skip ?? fileLeaseSkipReason() },
+  () => {
+    const work = makeWorkdir('clone-inflight');
+    const www = join(work.dir, 'www');
+    let xfs: ReturnType<typeof xfsLoop>;
+    let volumes: string;
+    let server: ImageServer;
+    let daemon: Daemon;
+    let small: { sha256: string; reference: string; base: string };
+    let other: { sha256: string; reference: string; base: string };
+    const env = () => ({
+      VOLUME_DIR: volumes,
+      CACHE_DIR: join(work.dir, 'cache'),
+      LOG_LEVEL: 'info',
+      BASE_MAX_COUNT: '1',
+      MAX_CONCURRENT_JOBS: '4',
+    });
+    const provision = async (volume: string, image: string) => {
+      const submitted = await daemon.provision({
+        image_url: `${server.url}/${image}`,
+        volume_name: volume,
+        volume_size_gb: 1,
+        image_type: 'qcow2',
+      });
+      assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+      return submitted.body.job_id as string;
+    };
+    const image = (path: string) => ({
+      sha256: sha256File(path),
+      reference: volumeReference(path, work.dir),
+      base: join(volumes, '.lvp-bases', `${sha256File(path)}-${virtualSizeOf(path)}.raw`),
+    });
+    const listed = async () =>
+      ((await daemon.request('GET', '/api/v1/cache')).body.bases as any[]).map((b) => [b.sha256, b.cloning]);
+
+    before(async () => {
+      mkdirSync(www);
+      copyFileSync(smallQcow2(), join(www, 'small.qcow2'));
+      // A second image, other content.
+      const second = uniqueQcow2(work.dir, 'other', 64);
+      copyFileSync(second, join(www, 'other.qcow2'));
+      xfs = xfsLoop(work.dir, 2048);
+      volumes = join(xfs.mountpoint, 'volumes');
+      small = image(smallQcow2());
+      other = image(second);
+      server = await new ImageServer(www).start();
+      daemon = await new Daemon({ dir: work.dir, env: env() }).start();
+    });
+
+    after(async () => {
+      await daemon?.stop();
+      await server?.stop();
+      xfs?.cleanup();
+      work.cleanup();
+    });
+
+    it('evicts a base only once the clone being made from it is done, through the API', async () => {
+      assert.equal((await daemon.waitFinal(await provision('vm-1', 'small.qcow2'))).status, 'completed');
+      assert.deepEqual(await listed(), [[small.sha256, 0]]);
+      // The clone's reflink opens the base first: a write lease on the base holds it there.
+      const lease = await FileLease.take(small.base);
+      let cloning: string;
+      try {
+        cloning = await provision('vm-2', 'small.qcow2');
+        await lease.opened();
+        assert.equal((await daemon.status(cloning)).body.progress.stage, 'cloning');
+        // A second image's base: two bases for BASE_MAX_COUNT=1, and the LRU one is being cloned.
+        const second = await daemon.waitFinal(await provision('vm-3', 'other.qcow2'));
+        assert.equal(second.status, 'completed', second.error);
+        assert.ok(daemon.jsonLogs().some((l) => l.job_id === second.job_id && l.msg === 'golden base kept'));
+        assert.deepEqual(
+          (await listed()).sort(),
+          [
+            [small.sha256, 1],
+            [other.sha256, 0],
+          ].sort(),
+        );
+        assert.ok(existsSync(small.base) && existsSync(other.base));
+        // lvp cache ls shows the same: the base being cloned, with its clone in flight.
+        const cli = await runLvp(['cache', 'ls'], { LVP_URL: daemon.url });
+        assert.equal(cli.code, 0, cli.stderr);
+        assert.deepEqual(
+          cli.lines[0].bases.map((b: any) => [b.sha256, b.cloning]).sort(),
+          [
+            [small.sha256, 1],
+            [other.sha256, 0],
+          ].sort(),
+        );
+        assert.ok(!daemon.jsonLogs().some((l) => l.msg === 'golden base eviction'), 'nothing evicted yet');
+      } finally {
+        await lease.release();
+      }
+      const final = await daemon.waitFinal(cloning);
+      assert.equal(final.status, 'completed', final.error);
+      assert.equal(final.clone, true);
+      assert.equal(final.clone_base, small.base);
+      assert.ok(sameBytes(join(volumes, 'vm-2.raw'), small.reference));
+      // Once the clone let go of it, the least recently used base is evicted, not the newer one.
+      await waitFor(
+        'the eviction',
+        async () => JSON.stringify(await listed()) === JSON.stringify([[other.sha256, 0]]),
+      );
+      assert.equal(existsSync(small.base), false);
+      assert.ok(existsSync(other.base));
+      const evicted = daemon.jsonLogs().filter((l) => l.msg === 'golden base eviction');
+      assert.deepEqual(
+        evicted.map((l) => l.base),
+        [basename(small.base, '.raw')],
+      );
+    });
+
+    it('kill -9 while a clone is in flight: the resumed job clones again and no base is left over', async () => {
+      const lease = await FileLease.take(other.base);
+      let id: string;
+      try {
+        id = await provision('vm-4', 'other.qcow2');
+        await lease.opened();
+        await daemon.kill9();
+      } finally {
+        await lease.release();
+      }
+      daemon = await new Daemon({ dir: work.dir, env: env() }).start();
+      const final = await daemon.waitFinal(id);
+      assert.equal(final.status, 'completed', final.error);
+      assert.equal(final.resumed, 1);
+      // The crash came before the clone made any file: the resumed job clones from the same base.
+      assert.equal(final.clone, true);
+      assert.ok(sameBytes(join(volumes, 'vm-4.raw'), other.reference));
+      assert.deepEqual(await listed(), [[other.sha256, 0]]);
+      const key = basename(other.base, '.raw');
+      assert.deepEqual(readdirSync(join(volumes, '.lvp-bases')).sort(), [`${key}.json`, `${key}.raw`]);
+      assert.deepEqual(readdirSync(volumes).sort(), [
+        '.lvp-bases',
+        'vm-1.raw',
+        'vm-2.raw',
+        'vm-3.raw',
+        'vm-4.raw',
+      ]);
+    });
+
+    it('a resumed job whose clone a crash cut off before it was grown removes it and clones again', async () => {
+      // The state a kill -9 between the reflink and growing the clone leaves: the job's volume at the
+      // base's size. That window (microseconds) cannot be hit by a kill from outside, so the crash
+      // is made while the clone is held (as above) and the file the reflink would have made is put
+      // there, by a reflink of the base, before the restart.
+      const lease = await FileLease.take(other.base);
+      let id: string;
+      try {
+        id = await provision('vm-5', 'other.qcow2');
+        await lease.opened();
+        await daemon.kill9();
+      } finally {
+        await lease.release();
+      }
+      await reflinkCopy(other.base, join(volumes, 'vm-5.raw'));
+      daemon = await new Daemon({ dir: work.dir, env: env() }).start();
+      const final = await daemon.waitFinal(id);
+      assert.equal(final.status, 'completed', final.error);
+      assert.equal(final.resumed, 1);
+      assert.equal(final.clone, true);
+      assert.ok(sameBytes(join(volumes, 'vm-5.raw'), other.reference));
+      const msgs = daemon
+        .jsonLogs()
+        .filter((l) => l.job_id === id)
+        .map((l) => l.msg);
+      assert.ok(
+        msgs.includes('half-made volume this job created before the restart removed'),
+        msgs.join(' | '),
+      );
+      assert.deepEqual(await listed(), [[other.sha256, 0]]);
+    });
+  },
+);

@@ -96,20 +96,27 @@ export class GoldenBases implements BaseStore {
     let released = false;
     return {
       base,
-      release: async () => {
+      release: async (outcome) => {
         if (released) return;
         released = true;
         const left = (this.leases.get(key) ?? 1) - 1;
         if (left > 0) this.leases.set(key, left);
         else this.leases.delete(key);
-        // The last use survives a restart; a lost update only makes the base look older.
-        await writeFile(this.layout.record(key), JSON.stringify(base)).catch((error: unknown) =>
-          this.logger.warn({
-            key,
-            error: messageOf(error),
-            msg: 'could not record the last use of a golden base',
-          }),
-        );
+        if (outcome?.vanished && this.bases.get(key) === base) {
+          this.bases.delete(key);
+          await this.removeFiles(key);
+          this.logger.warn({ base: key, msg: 'golden base file vanished: base forgotten' });
+        } else if (this.bases.get(key) === base) {
+          // The last use survives a restart; a lost update only makes the base look older.
+          // (A base forgotten or removed meanwhile gets no record written again.)
+          await writeFile(this.layout.record(key), JSON.stringify(base)).catch((error: unknown) =>
+            this.logger.warn({
+              key,
+              error: messageOf(error),
+              msg: 'could not record the last use of a golden base',
+            }),
+          );
+        }
         if (left <= 0) await this.evict();
       },
     };

@@ -1,6 +1,6 @@
 import type { BaseStore } from '../../cache/base-store';
-import { ImageRejectedError, VolumeNotRegularFileError } from '../../common/errors';
-import { GIB, type VolumeBackend, type WritableVolume } from '../../volumes/volume-backend';
+import { ImageRejectedError, messageOf, VolumeNotRegularFileError } from '../../common/errors';
+import { GIB, isReusableSize, type VolumeBackend, type WritableVolume } from '../../volumes/volume-backend';
 import { findReusable } from '../../volumes/volume-reuse';
 import { jobLog, type JobEvent } from '../job-event';
 import { asyncStage, need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
@@ -17,11 +17,12 @@ export interface VolumeDeps {
  */
 export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
   return (ctx) =>
-    asyncStage(ctx, async (emit) => {
+    asyncStage(ctx, async (emit, signal) => {
       emit({ type: 'stage', stage: 'creating_volume' });
       const { info } = need(ctx.inspected);
       const name = ctx.request.volume_name;
       const requested = ctx.request.volume_size_gb * GIB;
+      if (ctx.createdVolume) await removeHalfMadeClone(volumes, ctx, requested, emit);
       const existing = await findReusable(volumes, name, requested);
       if (existing) {
         if (existing.sizeBytes < info.virtualSize) {
@@ -48,21 +49,36 @@ export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
       ctx.createdVolume = true;
       emit({ type: 'fact', facts: { createdVolume: true, volumePath: volumes.pathFor(name) } });
       try {
+        let noCloneBecause = clone.reason;
         if (clone.lease && volumes.cloneFrom) {
           emit({ type: 'stage', stage: 'cloning' });
           const started = Date.now();
+          const { base } = clone.lease;
           try {
-            ctx.volume = await volumes.cloneFrom(name, requested, clone.lease.base.path);
-          } finally {
+            ctx.volume = await volumes.cloneFrom(name, requested, base.path);
             await clone.lease.release();
+            emit({ type: 'fact', facts: { cloneBase: base.path } });
+            emit(cloned(ctx.volume, base.rawSha256, (Date.now() - started) / 1000));
+            return;
+          } catch (error) {
+            const code = (error as NodeJS.ErrnoException).code;
+            await clone.lease.release({ vanished: code === 'ENOENT' });
+            if (signal.aborted || !fallsBackToConverting(error)) throw error;
+            // Whatever the failed clone left at the path is this job's (EXCL refused anything else).
+            await volumes.remove(name);
+            noCloneBecause = `the clone from the golden base failed (${messageOf(error)}); converting`;
+            emit(
+              jobLog('clone failed: converting instead', { base: base.path, error: messageOf(error), code }),
+            );
           }
-          emit({ type: 'fact', facts: { cloneBase: clone.lease.base.path } });
-          emit(cloned(ctx.volume, clone.lease.base.rawSha256, (Date.now() - started) / 1000));
-          return;
         }
         ctx.volume = await volumes.create(name, requested);
         emit(
-          jobLog('volume created', { ...describe(ctx.volume), clone: false, no_clone_because: clone.reason }),
+          jobLog('volume created', {
+            ...describe(ctx.volume),
+            clone: false,
+            no_clone_because: noCloneBecause,
+          }),
         );
       } catch (error) {
         if (
@@ -76,6 +92,38 @@ export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
         throw error;
       }
     });
+}
+
+/**
+ * A job resumed after a crash that had made its volume: a clone cut off between the reflink and
+ * growing it to the requested size has the base's size, which the ±5 % rule would refuse (409)
+ * although the file is this job's own. It is removed and made again; a volume of the right size
+ * is reused and converted into (never cloned into: it may hold anything by now).
+ */
+async function removeHalfMadeClone(
+  volumes: VolumeBackend,
+  ctx: JobContext,
+  requested: number,
+  emit: (event: StageEvent) => void,
+): Promise<void> {
+  const own = await volumes.find(ctx.request.volume_name);
+  if (!own || own.inUseBy || isReusableSize(own.sizeBytes, requested)) return;
+  await volumes.remove(ctx.request.volume_name);
+  emit(
+    jobLog('half-made volume this job created before the restart removed', {
+      volume_path: own.path,
+      size_bytes: own.sizeBytes,
+    }),
+  );
+}
+
+/**
+ * A clone that failed for a reason of its own (reflink refused, no space for the clone's
+ * metadata, the base file gone) is retried as a conversion into a fresh volume. Not when the path
+ * is taken by something this job did not make (EEXIST, not a regular file): that is the client's 409.
+ */
+function fallsBackToConverting(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException).code !== 'EEXIST' && !(error instanceof VolumeNotRegularFileError);
 }
 
 /** A complete golden base to clone (held until the clone is made), or why the volume is converted into. */
