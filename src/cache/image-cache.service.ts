@@ -86,7 +86,8 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
 
   /** Start-up: the index and the files are made to agree (store-recovery.ts). */
   async onModuleInit(): Promise<void> {
-    const expanded = await recoverStore(this.layout, this.repository, this.logger, this.partials.keep);
+    const { keep, restore } = this.partials;
+    const expanded = await recoverStore(this.layout, this.repository, this.logger, keep, restore);
     for (const sha256 of expanded) await this.expanded.found(sha256);
     await this.evict();
     await this.bases.recover((sha256) => this.repository.get(sha256) !== undefined);

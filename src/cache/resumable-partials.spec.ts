@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { isResumableName, planResume, type PartialMeta, type ResumePlan } from './resumable-partials';
+import { Logger } from '@nestjs/common';
+import { CacheLayout } from './cache-layout';
+import {
+  isResumableName,
+  planResume,
+  ResumablePartials,
+  type PartialMeta,
+  type ResumePlan,
+} from './resumable-partials';
 
 const URL_A = 'http://images.example/a.qcow2';
 const ref = { url: URL_A, etag: '"v1"', size: 1000 };
@@ -80,4 +91,50 @@ describe('isResumableName: what start-up keeps in tmp/', () => {
   for (const [name, kept] of cases) {
     it(`${name}: ${kept ? 'kept' : 'removed'}`, () => assert.equal(isResumableName(name, names), kept));
   }
+});
+
+describe('a verified download a crash caught before its index row (`placed`)', () => {
+  const sha256 = 'ab'.repeat(32);
+
+  it('planResume passes on the digest it was verified with, for the re-hash to match', () => {
+    assert.equal(planResume(meta({ placed: sha256 }), 1000, ref).sha256, sha256);
+    assert.equal(planResume(meta(), 1000, ref).sha256, undefined);
+  });
+
+  it('restore moves the store file back to its partial path; an indexed or unrecorded one stays', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'lvp-placed-'));
+    try {
+      const layout = new CacheLayout(root);
+      mkdirSync(layout.storeDir, { recursive: true });
+      mkdirSync(layout.tmpDir, { recursive: true });
+      const partials = new ResumablePartials(layout, true, new Logger('spec'));
+      const indexedSha = 'cd'.repeat(32);
+      const stray = 'ef'.repeat(32);
+      for (const name of [sha256, indexedSha, stray]) writeFileSync(layout.entry(name), name);
+      const a = partials.pathFor(URL_A);
+      const b = partials.pathFor('http://images.example/b.qcow2');
+      writeFileSync(`${a}.json`, JSON.stringify(meta({ placed: sha256 })));
+      writeFileSync(
+        `${b}.json`,
+        JSON.stringify(meta({ url: 'http://images.example/b.qcow2', placed: indexedSha })),
+      );
+
+      assert.deepEqual(await partials.restore(new Set([indexedSha])), [sha256]);
+      assert.equal(readFileSync(a, 'utf8'), sha256);
+      assert.ok(!existsSync(layout.entry(sha256)));
+      assert.ok(existsSync(layout.entry(indexedSha)), 'an indexed image stays in the store');
+      assert.ok(existsSync(layout.entry(stray)), 'a file no record names is left to store recovery');
+      assert.ok(!existsSync(b));
+
+      const off = new ResumablePartials(layout, false, new Logger('spec'));
+      writeFileSync(
+        `${b}.json`,
+        JSON.stringify(meta({ url: 'http://images.example/b.qcow2', placed: stray })),
+      );
+      assert.deepEqual(await off.restore(new Set()), [], 'RESUME_INTERRUPTED=false');
+      assert.ok(existsSync(layout.entry(stray)));
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
 });

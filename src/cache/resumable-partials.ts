@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '@nestjs/common';
 import type { ImageRef } from '../storage/image-source';
@@ -12,6 +12,12 @@ export interface PartialMeta {
   url: string;
   etag?: string;
   size?: number;
+  /**
+   * The download was complete and verified, and moved into the store under this digest, not yet
+   * indexed (the index row waits until its jobs are done: durable-index.ts). A crash before the row
+   * is written finds the file a stray; start-up moves it back here for its resumed job.
+   */
+  placed?: string;
 }
 
 /** How a download starts: on the bytes a crash left (`resume`), or from zero (and why, when bytes were there). */
@@ -19,6 +25,8 @@ export interface ResumePlan {
   resume: boolean;
   bytesOnDisk: number;
   restartReason?: string;
+  /** The digest the bytes had when they were verified whole before the crash: a re-hash must give it. */
+  sha256?: string;
 }
 
 const SUFFIX = '.part';
@@ -47,8 +55,10 @@ export function planResume(meta: PartialMeta | undefined, bytesOnDisk: number, r
   if (ref.size !== undefined && bytesOnDisk > ref.size) {
     return restart(`the partial download has ${bytesOnDisk} bytes, more than the object's ${ref.size}`);
   }
-  return { resume: true, bytesOnDisk };
+  return { resume: true, bytesOnDisk, ...(meta.placed ? { sha256: meta.placed } : {}) };
 }
+
+const SHA256 = /^[0-9a-f]{64}$/;
 
 /**
  * Partial downloads that survive a crash: each URL downloads into `tmp/resume-<hash of url>.part`
@@ -120,6 +130,52 @@ export class ResumablePartials implements PartialDownloads {
     await rm(partial + META, { force: true });
     this.inUse.delete(partial);
   }
+
+  /**
+   * The transfer's file was renamed into the store as `sha256`, verified, not yet indexed (its row
+   * waits for its jobs: durable-index.ts): its record stays, saying so, until the job ends (`discard`),
+   * so a crash meanwhile (while the job inspects and converts) does not cost the download.
+   */
+  async placed(partial: string, sha256: string): Promise<void> {
+    this.inUse.delete(partial);
+    if (!this.enabled || !SHA256.test(sha256)) return this.done(partial);
+    const meta = await readMeta(partial);
+    if (!meta) return;
+    const flag = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+    await writeFile(partial + META, JSON.stringify({ ...meta, placed: sha256 }), { mode: 0o600, flag });
+  }
+
+  /**
+   * Start-up, before tmp/ is cleared: a verified download a crash caught between the store and the
+   * index (`placed`) is moved back to its partial path, whole, for its job to resume from (re-hashed,
+   * it must give the same digest). The store would otherwise remove it as a stray.
+   */
+  readonly restore = async (indexed: ReadonlySet<string>): Promise<string[]> => {
+    if (!this.enabled) return [];
+    const { storeDir } = this.layout;
+    const names = await readdir(this.tmpDir).catch(() => [] as string[]);
+    const restored: string[] = [];
+    for (const name of names) {
+      if (!name.startsWith('resume-') || !name.endsWith(SUFFIX + META)) continue;
+      const partialName = name.slice(0, -META.length);
+      const partial = join(this.tmpDir, partialName);
+      const sha256 = (await readMeta(partial))?.placed;
+      // An indexed image is no stray; bytes beside the record belong to a later transfer.
+      if (!sha256 || !SHA256.test(sha256) || indexed.has(sha256) || names.includes(partialName)) continue;
+      const moved = await rename(join(storeDir, sha256), partial).then(
+        () => true,
+        () => false,
+      );
+      if (moved) restored.push(sha256);
+    }
+    if (restored.length > 0) {
+      this.logger.warn({
+        files: restored,
+        msg: `kept ${restored.length} verified download(s) a crash caught before they were indexed, for their jobs to resume`,
+      });
+    }
+    return restored;
+  };
 
   async adopt(urls: string[]): Promise<void> {
     const wanted = new Set(urls.map((url) => this.pathFor(url)));

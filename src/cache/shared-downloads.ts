@@ -136,12 +136,14 @@ export class SharedDownloads {
         }
         if (plan.resume) subscriber.next({ kind: 'resumed', fromBytes: plan.bytesOnDisk });
         let result = await transfer(plan.resume);
-        if (expected && result.sha256 !== expected.sha256 && plan.resume) {
+        // The digest the bytes must have: the one asked for, or the one they had when verified whole.
+        const wanted = expected?.sha256 ?? plan.sha256;
+        if (wanted && result.sha256 !== wanted && plan.resume) {
           // The bytes kept across the crash were damaged on disk (the re-hash read them as they
           // are): fetch the whole image once more rather than fail a job the source can serve.
           subscriber.next({
             kind: 'restarted',
-            reason: `the resumed download hashed to ${result.sha256}, not the expected ${expected.sha256}: the bytes kept across the restart were damaged`,
+            reason: `the resumed download hashed to ${result.sha256}, not the ${expected ? 'expected' : 'verified'} ${wanted}: the bytes kept across the restart were damaged`,
             bytesOnDisk: plan.bytesOnDisk,
           });
           result = await transfer(false);
@@ -150,7 +152,8 @@ export class SharedDownloads {
           throw new ChecksumMismatchError(ref.url, expected.sha256, result.sha256, expected.origin);
         }
         const stored = await this.deps.place(partial, result, ref.url);
-        await partials.done(partial);
+        // A cached file is indexed only after its jobs: until then its record says where it went.
+        await (stored.cached ? partials.placed(partial, stored.sha256) : partials.done(partial));
         return stored;
       })();
       work.then(

@@ -44,6 +44,8 @@ export async function recoverStore(
   repository: CacheRepository,
   logger: Logger,
   keep: (name: string, names: ReadonlySet<string>) => boolean = () => false,
+  /** Moves files out of the store (back into tmp/) before strays are removed; given the indexed digests. */
+  restore: (indexed: ReadonlySet<string>) => Promise<unknown> = async () => undefined,
 ): Promise<string[]> {
   const { storeDir, tmpDir } = layout;
   // Real, private directories: start-up empties tmp/ and removes strays in sha256/, so a link
@@ -51,6 +53,7 @@ export async function recoverStore(
   preparePrivateDir(dirname(storeDir), 'CACHE_DIR', true);
   preparePrivateDir(storeDir, 'the cache store');
   preparePrivateDir(tmpDir, 'the cache tmp directory');
+  await restore(new Set(repository.all().map((entry) => entry.sha256)));
   const names = await readdir(tmpDir);
   const present = new Set(names);
   const partial = names.filter((name) => !keep(name, present));

@@ -12,6 +12,7 @@ import {
   writeSync,
   closeSync,
 } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
@@ -281,12 +282,16 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
     assertByteExact(join(volumes, 'vm-whole.raw'), image, work.dir);
   });
 
-  /** Submits slow.qcow2 (seconds of qemu-img CPU) into `volume` and kills the daemon mid-conversion. */
-  async function interruptedConversion(volume: string, sizeGb: number): Promise<string> {
+  /** Submits `image` (slow.qcow2: seconds of qemu-img CPU) into `volume` and kills the daemon mid-conversion. */
+  async function interruptedConversion(
+    volume: string,
+    sizeGb: number,
+    image = 'slow.qcow2',
+  ): Promise<string> {
     server.bytesPerSecond = 0;
     const d = await crashAndStart();
     const { status, body } = await d.provision({
-      image_url: `${server.url}/slow.qcow2`,
+      image_url: `${server.url}/${image}`,
       volume_name: volume,
       volume_size_gb: sizeGb,
       image_type: 'qcow2',
@@ -337,6 +342,75 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
     assert.equal(final.resumed, 1);
     assert.equal(final.volume_reused, true);
     assertByteExact(volume, join(www, 'slow.qcow2'), work.dir);
+  });
+
+  /** A copy of slow.qcow2 with a few bytes of its own: as slow to convert, not in the cache yet. */
+  function uniqueSlowQcow2(name: string, pattern: number): string {
+    const image = join(www, name);
+    copyFileSync(slowQcow2(), image);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -P ${pattern} 1536M 64k`, image], { stdio: 'pipe' });
+    return image;
+  }
+
+  it('a download verified before a crash mid-conversion is not fetched again: the resumed job re-hashes it', async () => {
+    const image = uniqueSlowQcow2('again.qcow2', 0x44);
+    const size = statSync(image).size;
+    const before = server.requests.length;
+    const jobId = await interruptedConversion('vm-again', 2, 'again.qcow2');
+    const sentBefore = getsSince(before, 'again.qcow2').reduce((sum, g) => sum + g.bytesSent, 0);
+    assert.equal(sentBefore, size, 'downloaded once, whole, before the crash');
+    const from = server.requests.length;
+    const d = await crashAndStart();
+    const final = await d.waitFinal(jobId, JOB_MS);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.resumed, 1);
+    assert.equal(final.resumed_from_bytes, size);
+    assert.equal(final.image_sha256, sha256File(image));
+    const gets = getsSince(from, 'again.qcow2');
+    const sentAfter = gets.reduce((sum, g) => sum + g.bytesSent, 0);
+    assert.deepEqual(gets, [], 'no byte of the image fetched again');
+    assert.equal(logsOf(jobId, 'download resumed after the restart')[0]?.resume_at, size);
+    const kept = d
+      .jsonLogs()
+      .filter((l) => /^kept 1 verified download\(s\) a crash caught/.test(String(l.msg)));
+    assert.equal(kept.length, 1, 'start-up says it kept the verified download');
+    report('verified download kept across kill -9 mid-conversion', {
+      size,
+      sent_before_crash: sentBefore,
+      sent_after_restart: sentAfter,
+    });
+    assertByteExact(join(volumes, 'vm-again.raw'), image, work.dir);
+    const { body: cache } = await d.request('GET', '/api/v1/cache');
+    assert.ok(
+      cache.entries.some((e: { sha256: string }) => e.sha256 === final.image_sha256),
+      'the image is in the cache index after the resumed job',
+    );
+  });
+
+  it('a verified download damaged on disk during the outage fails its re-hash and is downloaded again', async () => {
+    const image = uniqueSlowQcow2('rotten.qcow2', 0x55);
+    const size = statSync(image).size;
+    const jobId = await interruptedConversion('vm-rotten', 2, 'rotten.qcow2');
+    const stray = join(work.dir, 'var/cache/sha256', sha256File(image));
+    assert.ok(existsSync(stray), 'the verified download is in the store, not yet indexed');
+    const fd = openSync(stray, 'r+');
+    writeSync(fd, Buffer.alloc(4096, 0xff), 0, 4096, Math.floor(size / 2));
+    closeSync(fd);
+    const from = server.requests.length;
+    const d = await crashAndStart();
+    const final = await d.waitFinal(jobId, JOB_MS);
+    assert.equal(final.status, 'completed', final.error);
+    assert.equal(final.image_sha256, sha256File(image));
+    const [line] = logsOf(jobId, 'download cannot resume: starting over');
+    assert.match(
+      String(line?.reason),
+      /not the verified [0-9a-f]{64}: the bytes kept across the restart were damaged/,
+    );
+    assert.deepEqual(
+      getsSince(from, 'rotten.qcow2').map((g) => [g.range, g.bytesSent]),
+      [[undefined, size]],
+    );
+    assertByteExact(join(volumes, 'vm-rotten.raw'), image, work.dir);
   });
 
   it('fails a job crashes interrupt more than RESUME_MAX times, naming the limit (a crash loop ends)', async () => {

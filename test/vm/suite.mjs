@@ -14,6 +14,9 @@ const guest = spawnSync(
   process.execPath,
   [
     join(root, 'test/vm/run-in-guest.mjs'),
+    // Four daemon starts of ~20 s each when the host is idle, minutes each when it is loaded.
+    '--timeout',
+    process.env.LVP_VM_TIMEOUT ?? '2400',
     '--',
     `TEST_DIST=${relative(root, dist) || 'dist'} node test/run.mjs --vm`,
   ],
