@@ -202,7 +202,10 @@ describe('JOB_TIMEOUT counts from when a job starts running', () => {
     mkdirSync(images);
     for (const name of ['t1', 't2', 't3']) copyFileSync(smallQcow2(), join(images, `${name}.qcow2`));
     server = await new ImageServer(images).start();
-    daemon = await new Daemon({ dir: work.dir, env: { MAX_CONCURRENT_JOBS: '1', JOB_TIMEOUT: '10' } }).start();
+    daemon = await new Daemon({
+      dir: work.dir,
+      env: { MAX_CONCURRENT_JOBS: '1', JOB_TIMEOUT: '10' },
+    }).start();
   });
 
   after(async () => {
