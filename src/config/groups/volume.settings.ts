@@ -39,7 +39,7 @@ export class VolumeSettings {
 
   @Env('LIBVIRT_POOL', {
     allowed: 'a libvirt pool name',
-    doc: 'libvirt storage pool to refresh (`virsh pool-refresh`) after a volume is created or written, so libvirt sees it at once. A failed refresh is logged, not fatal. A `logical` pool lists thick LVs only: libvirt skips thin LVs (lvm-thin) in its listing, refresh or not.',
+    doc: 'libvirt storage pool to refresh (`virsh pool-refresh`) after a volume is created or written, so libvirt sees it at once. A failed refresh is logged, not fatal.',
   })
   @IsOptional()
   @IsString()
