@@ -80,9 +80,26 @@ describe('libvirt for real: a logical pool, a running domain', { skip: notInHost
         const lines = journal.split('\n').filter((l) => /refresh|virsh/i.test(l));
         must('virsh', '-q', 'pool-refresh', LIBVIRT_POOL);
         const after = must('virsh', '-q', 'vol-list', LIBVIRT_POOL);
+        // What libvirt parses (its own lvs command line) and what it thinks of the pool.
+        const lvs = run(
+          'lvs',
+          '--separator',
+          '#',
+          '--noheadings',
+          '--units',
+          'b',
+          '--unbuffered',
+          '--nosuffix',
+          '--options',
+          'lv_name,origin,uuid,devices,segtype,stripes,seg_size,vg_extent_size,size,lv_attr',
+          VG,
+        ).out;
+        const pool = run('virsh', 'pool-dumpxml', LIBVIRT_POOL).out;
+        const libvirtd = run('journalctl', '-u', 'libvirtd', '-n', '30', '--no-pager', '-o', 'cat').out;
         assert.fail(
           `vm-thick is not in vol-list ${JSON.stringify(list)} (after a refresh by hand: ` +
-            `${JSON.stringify(after)}); the daemon's log:\n${lines.join('\n')}`,
+            `${JSON.stringify(after)}); the daemon's log:\n${lines.join('\n')}\nlvs as libvirt runs it:\n${lvs}\n` +
+            `pool:\n${pool}\nlibvirtd's journal:\n${libvirtd}`,
         );
       }
       const info = must('virsh', 'vol-info', '--bytes', '--pool', LIBVIRT_POOL, 'vm-thick');
