@@ -93,8 +93,10 @@ export async function restartWith(settings: Record<string, string>): Promise<voi
   const conf = `/etc/default/${NAME}`;
   let text = readFileSync(conf, 'utf8');
   for (const [key, value] of Object.entries(settings)) {
-    const line = new RegExp(`^${key}=.*$`, 'm');
-    text = line.test(text) ? text.replace(line, `${key}=${value}`) : `${text}\n${key}=${value}\n`;
+    // Every line that sets it goes (the packaged file may set it too, and with EnvironmentFile the
+    // last one wins); the new one is appended.
+    text = text.replace(new RegExp(`^${key}=.*\\n?`, 'gm'), '');
+    text = `${text.replace(/\n*$/, '')}\n${key}=${value}\n`;
   }
   writeFileSync(conf, text);
   must('systemctl', 'restart', SERVICE);

@@ -58,10 +58,9 @@ describe('libvirt for real: a logical pool, a running domain', { skip: notInHost
   });
 
   // libvirt's `logical` pool reads `lvs`, and its pattern (storage_backend_logical.c) wants a `devices`
-  // field, which a thin LV has empty: thin LVs are expected not to show in vol-list. So the refresh is
-  // checked with a thick LV: the daemon runs with VOLUME_BACKEND=lvm for this case, then lvm-thin
-  // again. Open (README, Status): in the guest the list stays empty for the thick LV too, even after a
-  // pool-refresh by hand.
+  // field, which a thin LV has empty (seen in this guest: `vm-one##<uuid>##thin#0#…#Vwi-a-tz--`), so
+  // thin LVs never show in vol-list. The refresh is checked with a thick LV: the daemon runs with
+  // VOLUME_BACKEND=lvm for this case, then lvm-thin again.
   it('a thick LV is in virsh vol-list with its capacity as soon as the job completes (thin LVs never are)', async () => {
     await restartWith({ VOLUME_BACKEND: 'lvm' });
     try {
