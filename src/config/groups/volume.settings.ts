@@ -39,7 +39,7 @@ export class VolumeSettings {
 
   @Env('LIBVIRT_POOL', {
     allowed: 'a libvirt pool name',
-    doc: 'libvirt storage pool to refresh (`virsh pool-refresh`) after a volume is created or written, so libvirt sees it at once. A failed refresh is logged, not fatal.',
+    doc: 'libvirt storage pool to refresh (`virsh pool-refresh`) after a volume is created or written, so libvirt sees it at once. A failed refresh is logged, not fatal. A `logical` pool lists thick LVs only: libvirt 9 skips LVs whose `lvs` devices field is empty, as thin LVs (lvm-thin) have it, refresh or not.',
   })
   @IsOptional()
   @IsString()
