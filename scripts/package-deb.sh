@@ -97,6 +97,14 @@ find "$app/node_modules" \( -name .gitattributes -o -name .gitignore -o -name .n
 # fastify's integration test, which lintian rejects as a shell script (a syntax it does not
 # accept, /usr/bin/bash); not used at run time.
 rm -rf "$app/node_modules/fastify/integration"
+# What only a compiler, a bundler or an editor reads: type declarations, source maps, TypeScript
+# sources, and rxjs' ES-module builds and sources (Node resolves its "node" export, dist/cjs, for
+# require and import alike). About a third of node_modules' ~19,000 files: dpkg handles each file on
+# install, which under TCG (the host guest, test/vm/README.md) costs minutes. Node never loads a .ts.
+find "$app/node_modules" -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.cts' -o -name '*.map' \) -delete
+rm -rf "$app/node_modules/rxjs/dist/esm" "$app/node_modules/rxjs/dist/esm5" \
+  "$app/node_modules/rxjs/dist/types" "$app/node_modules/rxjs/src"
+find "$app/node_modules" -type d -empty -delete
 # Nothing under node_modules is executed directly (the launchers run node; the addon is loaded with
 # dlopen, which needs no x bit), so no file there is executable.
 find "$app/node_modules" -type f -exec chmod 0644 {} +

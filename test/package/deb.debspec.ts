@@ -28,7 +28,8 @@ import { freePort } from '../harness/ports';
 // lintian, installed with apt into a clean bookworm chroot (nodejs from a local repository that
 // stands in for NodeSource's, everything else from deb.debian.org), run, removed and purged.
 // Cached between runs: LVP_DEB_TEST_CACHE (default /var/cache/libvirt-volume-provisioner-test).
-// Run with `npm run test:deb`; not part of `npm test` (cold ~5 min, warm ~3-3.7 min on 2 cores).
+// Part of `npm test` (which builds the .deb once for this spec and the host guest: LVP_DEB);
+// alone: `npm run test:deb` (cold ~5 min, warm ~3-3.7 min on 2 cores).
 
 const NAME = 'libvirt-volume-provisioner';
 const STATE = `/var/lib/${NAME}`;
@@ -76,6 +77,12 @@ describe(
     const started = Date.now();
 
     before(() => {
+      // npm test builds one .deb for this spec and the host guest (test/run.mjs): LVP_DEB names it.
+      if (process.env.LVP_DEB) {
+        deb = process.env.LVP_DEB;
+        console.log(`# the .deb built by test/run.mjs: ${basename(deb)}`);
+        return;
+      }
       const t0 = Date.now();
       mustRun('bash', [join(repoRoot(), 'scripts/package-deb.sh'), '--dist', DIST, '--out', out]);
       const debs = readdirSync(out).filter((f) => f.endsWith('.deb'));
