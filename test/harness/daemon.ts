@@ -38,6 +38,12 @@ export interface JsonResponse<T = any> {
  * The real daemon (dist/src/main.js) as a child process on 127.0.0.1 with a free port.
  * Its JSON log lines are kept in `logs` for assertions.
  */
+/**
+ * The stages in which a job writes into its volume: `streaming` (a cold qcow2/raw job converts
+ * while it downloads, STREAM_CONVERT=auto) or `converting` (from the cache, or a fallback).
+ */
+export const WRITE_STAGES = ['streaming', 'converting'] as const;
+
 export class Daemon {
   readonly logs: string[] = [];
   private child?: ChildProcess;
@@ -167,17 +173,21 @@ export class Daemon {
     );
   }
 
-  /** Resolves when the job's event stream (SSE) reports `stage`; rejects if the job ends first. */
-  reachStage(jobId: string, stage: string): Promise<void> {
+  /**
+   * Resolves when the job's event stream (SSE) reports `stage` (or one of them); rejects if the job
+   * ends first. WRITE_STAGES: the job writes into its volume, whichever path it took.
+   */
+  reachStage(jobId: string, stage: string | readonly string[]): Promise<void> {
+    const stages: readonly string[] = typeof stage === 'string' ? [stage] : stage;
     return new Promise((resolve, reject) => {
       const stream = readSse(`${this.url}/api/v1/jobs/${jobId}/events`, (event) => {
-        if (event.data.progress.stage === stage) {
+        if (stages.includes(event.data.progress.stage)) {
           stream.close();
           resolve();
         }
       });
       stream.done.then(
-        () => reject(new Error(`job ${jobId} ended before reaching ${stage}`)),
+        () => reject(new Error(`job ${jobId} ended before reaching ${stages.join(' or ')}`)),
         () => undefined,
       );
     });

@@ -128,15 +128,15 @@ export function provision(body: Record<string, unknown>) {
 
 export const job = async (id: string) => (await api(`/jobs/${id}`)).body;
 
-/** Waits until the job is in one of `statuses` (or at `stage`), and returns it. */
-export function jobReaches(id: string, statuses: string[], timeoutMs = 180_000, stage?: string) {
+/** Waits until the job is in one of `statuses` (or at one of `stages`), and returns it. */
+export function jobReaches(id: string, statuses: string[], timeoutMs = 180_000, stages?: readonly string[]) {
   return waitFor(
-    `job ${id}: ${stage ?? statuses.join('/')}`,
+    `job ${id}: ${stages?.join('/') ?? statuses.join('/')}`,
     async () => {
       const j = await job(id);
-      if (stage ? j.progress?.stage === stage : statuses.includes(j.status)) return j;
-      if (stage && ['completed', 'failed', 'cancelled'].includes(j.status))
-        throw new Error(`ended ${j.status} before ${stage}`);
+      if (stages ? stages.includes(j.progress?.stage) : statuses.includes(j.status)) return j;
+      if (stages && ['completed', 'failed', 'cancelled'].includes(j.status))
+        throw new Error(`ended ${j.status} before ${stages.join('/')}`);
       return undefined;
     },
     timeoutMs,

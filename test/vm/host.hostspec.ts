@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { WRITE_STAGES } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { repoRoot } from '../harness/repo';
 import { waitFor } from '../harness/wait';
@@ -165,7 +166,7 @@ describe('the .deb under systemd as PID 1', { skip: notInHostGuest }, () => {
       image_type: 'qcow2',
     });
     const id = created.body.job_id;
-    await jobReaches(id, [], 180_000, 'converting');
+    await jobReaches(id, [], 180_000, WRITE_STAGES);
     assert.ok(lvNames().includes('vm-stop'), 'the job made its LV');
     const t0 = performance.now();
     must('systemctl', 'stop', SERVICE);
