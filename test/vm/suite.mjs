@@ -14,6 +14,9 @@ const guest = spawnSync(
   process.execPath,
   [
     join(root, 'test/vm/run-in-guest.mjs'),
+    // vdb: lvm.vmspec.ts, vdc: clone.vmspec.ts, vdd: stream.vmspec.ts (each its own volume group).
+    '--disks',
+    '3',
     // Four daemon starts of ~20 s each when the host is idle, minutes each when it is loaded.
     '--timeout',
     process.env.LVP_VM_TIMEOUT ?? '2400',
