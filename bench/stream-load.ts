@@ -33,6 +33,29 @@ interface Run {
   status: { p50: number; p99: number; count: number };
   /** Seconds until both jobs completed. */
   seconds: number;
+  /** A job of the run (its status is what the idle control polls). */
+  jobId: string;
+}
+
+/**
+ * The control: the same daemon with no job, for as long as a run with jobs took, one client polling
+ * a finished job's status. What it shows is the delay the machine alone causes (other processes on
+ * the 2 shared cores keep the daemon from being scheduled, which monitorEventLoopDelay counts too).
+ */
+async function idleRun(daemon: Daemon, jobId: string, seconds: number): Promise<Run> {
+  await scrape(daemon);
+  const latencies = await poller(`${daemon.url}/api/v1/status/${jobId}`, sleep(seconds * 1000));
+  const metrics = await scrape(daemon);
+  return {
+    loop: {
+      p50: gauge(metrics, 'nodejs_eventloop_lag_p50_seconds'),
+      p99: gauge(metrics, 'nodejs_eventloop_lag_p99_seconds'),
+      max: gauge(metrics, 'nodejs_eventloop_lag_max_seconds'),
+    },
+    status: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), count: latencies.length },
+    seconds,
+    jobId,
+  };
 }
 
 const gauge = (text: string, name: string): number => {
@@ -124,19 +147,23 @@ async function oneRun(input: P10Input, tag: string, client: 'poll' | 'load'): Pr
     },
     status: statusResult,
     seconds,
+    jobId: ids[0],
   };
 }
 
 export async function measureP10(input: P10Input) {
-  const runs: Record<'poll' | 'load', Run[]> = { poll: [], load: [] };
+  const runs: Record<'poll' | 'load' | 'idle', Run[]> = { poll: [], load: [], idle: [] };
   for (let r = 0; r < input.rounds; r++) {
     const order = r % 2 === 0 ? (['poll', 'load'] as const) : (['load', 'poll'] as const);
     for (const client of order) {
       input.say(`P10 round ${r + 1}: two cold jobs streaming at full speed, status ${client}`);
       runs[client].push(await oneRun(input, `${client}-${r}`, client));
     }
+    const last = runs.poll.at(-1)!;
+    input.say(`P10 round ${r + 1}: control, no job, ${round(last.seconds, 0)} s`);
+    runs.idle.push(await idleRun(input.daemon, last.jobId, last.seconds));
   }
-  const med = (client: 'poll' | 'load', pick: (run: Run) => number) =>
+  const med = (client: 'poll' | 'load' | 'idle', pick: (run: Run) => number) =>
     round(median(runs[client].map(pick)), 2);
   const loopP99 = { poll: med('poll', (x) => x.loop.p99), load: med('load', (x) => x.loop.p99) };
   const statusP99 = { poll: med('poll', (x) => x.status.p99), load: med('load', (x) => x.status.p99) };
@@ -146,6 +173,11 @@ export async function measureP10(input: P10Input) {
     detail: {
       event_loop_p99_ms: loopP99,
       event_loop_max_ms: { poll: med('poll', (x) => x.loop.max), load: med('load', (x) => x.loop.max) },
+      control_no_job: {
+        event_loop_p99_ms: med('idle', (x) => x.loop.p99),
+        event_loop_max_ms: med('idle', (x) => x.loop.max),
+        status_p99_ms: med('idle', (x) => x.status.p99),
+      },
       status_p99_ms: statusP99,
       status_p50_ms: { poll: med('poll', (x) => x.status.p50), load: med('load', (x) => x.status.p50) },
       seconds_both_jobs: { poll: med('poll', (x) => x.seconds), load: med('load', (x) => x.seconds) },

@@ -79,16 +79,28 @@ export async function measureStreamRows(input: StreamRowsInput): Promise<Record<
   cleanup(() => daemon.stop());
   const objectUrl = (key: Key) => `http://${proxy.endpoint}/${BUCKET}/${key}.qcow2`;
 
+  /** Per cold run, seconds after the POST at which the daemon's write started and ended, and its download ended. */
+  const timeline: Record<string, Record<string, number>[]> = {};
   /** A cold provision that must have taken the streaming path; seconds from POST to completed. */
-  const coldApi = async (key: Key, volume: string): Promise<number> => {
+  const coldApi = async (key: Key, volume: string, group: string): Promise<number> => {
     await evict(daemon, sha[key]);
+    const posted = Date.now();
     const { seconds, job } = await provisionViaApi(daemon, request(key, volume), 'sse');
     if (job.cache_hit) throw new Error(`${volume}: expected a cold provision`);
-    const path = daemon
-      .jsonLogs()
-      .find((l) => l.job_id === job.job_id && String(l.msg).startsWith('write path:'));
+    const line = (msg: string) =>
+      daemon.jsonLogs().find((l) => l.job_id === job.job_id && String(l.msg).startsWith(msg));
+    const path = line('write path:');
     if (path?.write_path !== 'streaming')
       throw new Error(`${volume} did not stream: ${JSON.stringify(path)}`);
+    const written = line('image written to the volume while it downloaded') ?? {};
+    const at = (iso: unknown) => round((Date.parse(String(iso)) - posted) / 1000, 2);
+    (timeline[group] ??= []).push({
+      convert_started: at(written.convert_started_at),
+      download_ended: at(written.download_ended_at),
+      convert_ended: at(written.convert_ended_at),
+      completed: round(seconds, 2),
+      reads_that_waited: Number(written.reads_that_waited),
+    });
     // The daemon fsyncs the new cache file after the job: keep that off the next variant's clock.
     await sh('sync', []);
     await rm(join(volumeDir, `${volume}.raw`), { force: true });
@@ -176,7 +188,7 @@ export async function measureStreamRows(input: StreamRowsInput): Promise<Record<
         say(`P8 ${link} ${key === 'data' ? 'plain' : 'compressed'} qcow2, ${rounds} rounds`);
         const group = `${link}_${key === 'data' ? 'plain' : 'compressed'}`;
         runs[group] = await interleave(rounds, {
-          api_cold_stream: (r) => coldApi(key, `p8-${group}-${r}`),
+          api_cold_stream: (r) => coldApi(key, `p8-${group}-${r}`, group),
           download_dev_null: download(key),
           convert_daemon_flags_sync: convert(key),
           ...(link === '110MBps' && key === 'data' ? { script: script } : {}),
@@ -201,6 +213,7 @@ export async function measureStreamRows(input: StreamRowsInput): Promise<Record<
           baseline_convert:
             'FileBackend.create + QemuImg.convert (the daemon’s flags) + clearTail + sync FILE',
           baseline_download: 'curl GET through the same proxy to /dev/null',
+          api_timeline_s: timeline,
         },
       },
       'P1@110': {
@@ -247,7 +260,7 @@ export function streamTableRows(results: Record<string, StreamResult>): Row[] {
     const p10 = d(results.P10);
     rows.push({
       id: 'P10',
-      what: `2 cold jobs streaming: event-loop p99 ${p10.event_loop_p99_ms.poll} ms (max ${p10.event_loop_max_ms.poll}); status p99 ${p10.status_p99_ms.poll} ms polled, ${p10.status_p99_ms.load} ms under load`,
+      what: `2 cold jobs streaming: event-loop p99 ${p10.event_loop_p99_ms.poll} ms (max ${p10.event_loop_max_ms.poll}); status p99 ${p10.status_p99_ms.poll} ms polled, ${p10.status_p99_ms.load} ms under load; no job: loop p99 ${p10.control_no_job.event_loop_p99_ms} ms`,
       value: results.P10.value,
       unit: 'ms',
       goal: results.P10.goal,
