@@ -168,6 +168,9 @@ export async function measureStreamRows(input: StreamRowsInput): Promise<Record<
       requests: (tag) => [request('data', `p10-${tag}-data`), request('text', `p10-${tag}-text`)],
     });
   }
+  // Not left running beside the rows that follow (P1-P5, P9); the clean-up steps then do nothing.
+  await daemon.stop();
+  await proxy.stop();
   return results;
 
   async function linkRows(): Promise<Record<string, StreamResult>> {
