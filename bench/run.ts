@@ -8,6 +8,8 @@
  *   BENCH_ROUNDS   rounds of each A/B comparison (default 3, at least 3 for a median)
  *   BENCH_BIG_GIB  virtual size of P5's big image (default 10)
  *   BENCH_LOAD_SECONDS  length of each P4 load run (default 4)
+ *   BENCH_ONLY     rows to run, e.g. P8,P10 (default all). P1-P5 and P9 run as one group (they
+ *                  share a daemon and feed each other), P8 and P1@110 as another (stream-rows.ts)
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,6 +26,7 @@ import { sh, timed } from './exec';
 import { load, type LoadResult } from './http-load';
 import { buildImage, type BenchImage } from './images';
 import { measureP9 } from './p9-clone';
+import { measureStreamRows, streamTableRows } from './stream-rows';
 import { blockStat, LoopDevice } from './loop';
 import { formatTable, median, round, spread, summarize, type Row } from './stats';
 
@@ -31,12 +34,28 @@ const GIB = 1024 ** 3;
 const MIB = 1024 ** 2;
 const ROOT = resolve(__dirname, '..', '..');
 
+const OLD_ROWS = ['P1', 'P2', 'P3', 'P4', 'P5', 'P9'];
+const STREAM_ROWS = ['P8', 'P1@110', 'P10'];
+
 const config = {
   dir: process.env.BENCH_DIR ?? '/var/tmp/lvp-bench',
   rounds: Math.max(3, Number(process.env.BENCH_ROUNDS ?? 3)),
   bigGiB: Number(process.env.BENCH_BIG_GIB ?? 10),
   loadSeconds: Number(process.env.BENCH_LOAD_SECONDS ?? 4),
+  only: wantedRows(process.env.BENCH_ONLY),
 };
+
+/** BENCH_ONLY as a set of row ids (all rows when unset); an unknown id stops the bench. */
+function wantedRows(value: string | undefined): Set<string> {
+  if (!value?.trim()) return new Set([...OLD_ROWS, ...STREAM_ROWS]);
+  const ids = value.split(',').map((id) => id.trim().toUpperCase());
+  for (const id of ids) {
+    if (![...OLD_ROWS, ...STREAM_ROWS].includes(id))
+      throw new Error(`BENCH_ONLY: no row ${id} (rows: ${[...OLD_ROWS, ...STREAM_ROWS].join(', ')})`);
+  }
+  return new Set(ids);
+}
+const wants = (ids: string[]) => ids.some((id) => config.only.has(id));
 
 interface Result {
   value: number;
@@ -128,12 +147,10 @@ async function main(): Promise<Record<string, Result>> {
     const imageDir = join(config.dir, 'images');
     const data = await buildImage(imageDir, { name: 'data', virtualGiB: 2, dataGiB: 1, compressed: false });
     const text = await buildImage(imageDir, { name: 'text', virtualGiB: 2, dataGiB: 1, compressed: true });
-    const big = await buildImage(imageDir, {
-      name: 'data',
-      virtualGiB: config.bigGiB,
-      dataGiB: 2,
-      compressed: false,
-    });
+    // The big image serves P5 and P9 only; without them its place is taken by `data` (not timed).
+    const big = wants(OLD_ROWS)
+      ? await buildImage(imageDir, { name: 'data', virtualGiB: config.bigGiB, dataGiB: 2, compressed: false })
+      : data;
     const images = { data, text, big };
     const sha: Record<string, string> = {};
     for (const [key, image] of Object.entries(images)) sha[key] = await sha256File(image.path);
@@ -144,6 +161,22 @@ async function main(): Promise<Record<string, Result>> {
     // s3rver computes an object's etag (md5) on first access: do that before anything is timed.
     for (const key of Object.keys(images))
       await fetch(`http://${s3.endpoint}/${BUCKET}/${key}.qcow2`, { method: 'HEAD' });
+
+    if (wants(STREAM_ROWS)) {
+      const stream = await measureStreamRows({
+        work,
+        rounds: config.rounds,
+        s3,
+        images: { data, text },
+        sha: { data: sha.data, text: sha.text },
+        only: config.only,
+        say,
+        cleanup: (step) => cleanups.push(step),
+        interleave,
+      });
+      Object.assign(results, stream);
+    }
+    if (!wants(OLD_ROWS)) return results;
 
     const daemonEnv = (volumeDir: string): Record<string, string> => ({
       ...s3.daemonEnv(),
@@ -446,6 +479,10 @@ process.once('uncaughtException', (error) => {
 });
 
 function rows(results: Record<string, Result>): Row[] {
+  return [...(results.P1 ? oldRows(results) : []), ...streamTableRows(results)];
+}
+
+function oldRows(results: Record<string, Result>): Row[] {
   const { P1, P2, P3, P4, P5, P9 } = results;
   const s = (d: unknown) => d as Record<string, any>;
   const p1 = s(P1.detail).seconds;
@@ -528,24 +565,21 @@ void (async () => {
       loadavg_1min: { before: loadBefore, after: loadavg()[0] },
     };
     // Noise: how far apart the repeated runs of each timed variant were.
-    const noise = {
-      p1_spread: round(spread((results.P1.detail.seconds as any).api_sse.runs)),
-      p1_script_spread: round(spread((results.P1.detail.seconds as any).script.runs)),
-    };
+    const noise = results.P1
+      ? {
+          p1_spread: round(spread((results.P1.detail.seconds as any).api_sse.runs)),
+          p1_script_spread: round(spread((results.P1.detail.seconds as any).script.runs)),
+        }
+      : {};
     await mkdir(join(ROOT, 'bench', 'results'), { recursive: true });
-    const out = {
-      P1: results.P1,
-      P2: results.P2,
-      P3: results.P3,
-      P4: results.P4,
-      P5: results.P5,
-      P9: results.P9,
-      meta: { ...meta, noise },
-    };
-    writeFileSync(join(ROOT, 'bench', 'results', 'latest.json'), `${JSON.stringify(out, null, 2)}\n`);
+    const out = { ...results, meta: { ...meta, only: [...config.only], noise } };
+    // A BENCH_ONLY run does not overwrite the full run's file.
+    const file =
+      config.only.size === OLD_ROWS.length + STREAM_ROWS.length ? 'latest.json' : 'latest-only.json';
+    writeFileSync(join(ROOT, 'bench', 'results', file), `${JSON.stringify(out, null, 2)}\n`);
     process.stdout.write(`\n${formatTable(table)}\n\n`);
     process.stdout.write(
-      `commit ${meta.commit}, ${meta.rounds} rounds interleaved, ${meta.seconds} s, load ${loadBefore.toFixed(2)} → ${loadavg()[0].toFixed(2)}; details: bench/results/latest.json\n`,
+      `commit ${meta.commit}, ${meta.rounds} rounds interleaved, ${meta.seconds} s, load ${loadBefore.toFixed(2)} → ${loadavg()[0].toFixed(2)}; details: bench/results/${file}\n`,
     );
   } catch (error) {
     process.stderr.write(`bench could not measure: ${(error as Error).stack ?? error}\n`);

@@ -14,9 +14,13 @@ const guest = spawnSync(
   process.execPath,
   [
     join(root, 'test/vm/run-in-guest.mjs'),
-    // Four daemon starts of ~20 s each when the host is idle, minutes each when it is loaded.
+    // vdb: lvm.vmspec.ts, vdc: clone.vmspec.ts, vdd: stream.vmspec.ts (each its own volume group).
+    '--disks',
+    '3',
+    // Daemon starts of ~20 s each when the host is idle, minutes each when it is loaded: four for
+    // lvm.vmspec, two for stream.vmspec (which alone took 1169 s at load average 25).
     '--timeout',
-    process.env.LVP_VM_TIMEOUT ?? '2400',
+    process.env.LVP_VM_TIMEOUT ?? '3600',
     '--',
     `TEST_DIST=${relative(root, dist) || 'dist'} node test/run.mjs --vm`,
   ],
