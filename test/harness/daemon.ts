@@ -35,15 +35,15 @@ export interface JsonResponse<T = any> {
 }
 
 /**
- * The real daemon (dist/src/main.js) as a child process on 127.0.0.1 with a free port.
- * Its JSON log lines are kept in `logs` for assertions.
- */
-/**
  * The stages in which a job writes into its volume: `streaming` (a cold qcow2/raw job converts
  * while it downloads, STREAM_CONVERT=auto) or `converting` (from the cache, or a fallback).
  */
 export const WRITE_STAGES = ['streaming', 'converting'] as const;
 
+/**
+ * The real daemon (dist/src/main.js) as a child process on 127.0.0.1 with a free port.
+ * Its JSON log lines are kept in `logs` for assertions.
+ */
 export class Daemon {
   readonly logs: string[] = [];
   private child?: ChildProcess;
