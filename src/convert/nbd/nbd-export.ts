@@ -15,6 +15,7 @@ import {
   structuredReadHeader,
   type Request,
 } from './nbd-protocol';
+import { ReplyBuffers, type ReplyBuffer } from './reply-buffers';
 import { SocketReader } from './socket-reader';
 
 export interface NbdExportOptions {
@@ -51,6 +52,7 @@ const HIGH_WATER = 8 * 1024 * 1024;
 export class NbdExport {
   readonly stats: NbdExportStats = { connections: 0, reads: 0, waitedReads: 0, failedReads: 0 };
   private readonly sockets = new Set<Socket>();
+  private readonly buffers = new ReplyBuffers();
   private closing?: Promise<void>;
   private readonly closed: Promise<never>;
   private reject!: (error: Error) => void;
@@ -154,30 +156,34 @@ export class NbdExport {
     };
     const problem = readProblem(request.offset, request.length, this.arrivals.size);
     if (problem !== undefined) return fail(problem);
-    let data: Buffer;
+    let buffer: ReplyBuffer | undefined;
     try {
       const end = request.offset + request.length;
       if (end > this.arrivals.bytes) {
         this.stats.waitedReads++;
         await Promise.race([this.arrivals.waitFor(end), this.closed]);
       }
-      data = await this.readFile(request.offset, request.length);
+      buffer = this.buffers.take(request.length);
+      await this.readFile(buffer.data, request.offset);
     } catch {
+      buffer?.release();
       return fail(NBD_ERR.EIO);
     }
-    // Header and data in one tick: no other reply can come between them.
+    // Header and data in one write (corked): no other reply can come between them. The buffer
+    // is reused once the socket has handed it to the kernel (or dropped it).
+    socket.cork();
     socket.write(
       agreed.structured
         ? structuredReadHeader(request.handle, request.offset, request.length)
         : simpleReply(request.handle, 0),
     );
-    if (!socket.write(data) && socket.writableLength > HIGH_WATER) {
-      await drained(socket);
-    }
+    socket.write(buffer.data, buffer.release);
+    socket.uncork();
+    if (socket.writableLength > HIGH_WATER) await drained(socket);
   }
 
-  private async readFile(offset: number, length: number): Promise<Buffer> {
-    const data = Buffer.allocUnsafe(length);
+  private async readFile(data: Buffer, offset: number): Promise<void> {
+    const length = data.length;
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.handle.read(data, done, length - done, offset + done);
@@ -185,19 +191,29 @@ export class NbdExport {
         throw new Error(`the file ended at byte ${offset + done}, before the bytes that arrived`);
       done += bytesRead;
     }
-    return data;
   }
 }
 
-/** Resolves when the socket has sent what was queued, or closed; leaves no listener behind. */
+const draining = new WeakMap<Socket, Promise<void>>();
+
+/**
+ * Resolves when the socket has sent what was queued, or closed. One wait per socket, shared by
+ * every reply that found the queue full (each adding its own listeners would pile up dozens).
+ */
 function drained(socket: Socket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      socket.off('drain', done);
-      socket.off('close', done);
-      resolve();
-    };
-    socket.on('drain', done);
-    socket.on('close', done);
-  });
+  let wait = draining.get(socket);
+  if (!wait) {
+    wait = new Promise<void>((resolve) => {
+      const done = () => {
+        socket.off('drain', done);
+        socket.off('close', done);
+        draining.delete(socket);
+        resolve();
+      };
+      socket.on('drain', done);
+      socket.on('close', done);
+    });
+    draining.set(socket, wait);
+  }
+  return wait;
 }
