@@ -1,6 +1,6 @@
 import { createHash, Hash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { open, stat, truncate } from 'node:fs/promises';
+import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -128,16 +128,27 @@ async function append(
   // O_NOFOLLOW: the partial file is never reached through a link (tmp/ itself is checked at start).
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
   const file = await open(path, flags | (start === 0 ? constants.O_TRUNC : constants.O_APPEND), 0o600);
-  // Each chunk is written, then hashed, then reported: `onBytes` counts bytes that are in the
-  // file, so a reader of the growing file (the NBD export of a streaming convert) never asks for
-  // bytes the file does not hold yet.
+  // Each batch of chunks is written, then hashed, then reported: `onBytes` counts bytes that are
+  // in the file, so a reader of the growing file (the NBD export of a streaming convert) never
+  // asks for bytes the file does not hold yet. While one write is in the thread pool the stream
+  // gathers the chunks that arrive (up to highWaterMark) and `writev` takes them in one call:
+  // one write per 16-64 KiB HTTP chunk, each waiting its turn in the pool behind the export's
+  // reads, held the download of a streaming job to a third of the link.
   const sink = new Writable({
-    highWaterMark: 1024 * 1024,
-    write(chunk: Buffer, _encoding, done) {
-      file.write(chunk).then(() => {
-        hash.update(chunk);
-        bytes += chunk.length;
-        onBytes(bytes, chunk.length);
+    highWaterMark: 4 * 1024 * 1024,
+    writev(chunks, done) {
+      const buffers = chunks.map(({ chunk }) => chunk as Buffer);
+      const written = writeAll(file, buffers);
+      // Hashed while the thread pool writes (a failed write fails the transfer; a retry re-hashes
+      // the file from disk).
+      let batch = 0;
+      for (const buffer of buffers) {
+        hash.update(buffer);
+        batch += buffer.length;
+      }
+      written.then(() => {
+        bytes += batch;
+        onBytes(bytes, batch);
         done();
       }, done);
     },
@@ -153,6 +164,23 @@ async function append(
   });
   await pipeline(body, sink, { signal });
   return bytes;
+}
+
+/** Writes every buffer at the file's current position, however many calls it takes. */
+async function writeAll(file: FileHandle, buffers: Buffer[]): Promise<void> {
+  let rest = buffers;
+  while (rest.length > 0) {
+    let { bytesWritten } = await file.writev(rest);
+    const left: Buffer[] = [];
+    for (const buffer of rest) {
+      if (bytesWritten >= buffer.length) bytesWritten -= buffer.length;
+      else {
+        left.push(bytesWritten > 0 ? buffer.subarray(bytesWritten) : buffer);
+        bytesWritten = 0;
+      }
+    }
+    rest = left;
+  }
 }
 
 /** Hash state and length of a partial file, to resume after it. */
