@@ -38,6 +38,25 @@ export interface SharedDownloadsDeps {
   onReceived: (bytes: number) => void;
 }
 
+/**
+ * How often a download tells its jobs how far it got. Every write to the partial file advances
+ * the growing file's readers at once; the jobs' progress (folded into their state, published at
+ * most 5 times a second, saved once a second) needs no more than this: one event per HTTP chunk
+ * was 16 000 or more per GiB, each a new job state, which kept the garbage collector busy.
+ */
+const PROGRESS_INTERVAL_MS = 50;
+
+/** A gate that opens at most once per `ms` milliseconds, or whenever it is forced. */
+export function everyMs(ms: number, now: () => number = Date.now): (force?: boolean) => boolean {
+  let last = -Infinity;
+  return (force = false) => {
+    const at = now();
+    if (!force && at - last < ms) return false;
+    last = at;
+    return true;
+  };
+}
+
 /** Which requests share one transfer: the same expected digest, or the same source version. */
 export function downloadKey({ ref, expected }: ImageRequest): string {
   return expected
@@ -105,6 +124,7 @@ export class SharedDownloads {
       const source = sources.find((s) => s.handles(new URL(ref.url)));
       let settled = false;
       const started = Date.now();
+      const progressDue = everyMs(PROGRESS_INTERVAL_MS);
       const transfer = (resumeFromDisk: boolean) =>
         download({
           source: source!,
@@ -121,7 +141,7 @@ export class SharedDownloads {
               arrivals.fail(new SourceError(`${ref.url} restarted from its first byte while it was read`));
             }
             arrivals?.advance(bytes);
-            subscriber.next({ kind: 'progress', bytes, total });
+            if (progressDue(bytes === total)) subscriber.next({ kind: 'progress', bytes, total });
           },
           onReceived: this.deps.onReceived,
           // Told to every job sharing this download; each logs it with its own fields.
