@@ -27,9 +27,10 @@ export class JobStateWriter {
     return this.pending.get(jobId);
   }
 
-  write(job: Job): void {
+  /** `durable: false` for a progress update (see JobRepository.save). */
+  write(job: Job, durable = true): void {
     try {
-      this.repository.save(job);
+      this.repository.save(job, durable);
       this.pending.delete(job.id);
     } catch (error) {
       if (!this.pending.has(job.id)) {

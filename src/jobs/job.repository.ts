@@ -162,8 +162,24 @@ export class JobRepository {
     return { jobs: rows.map(toJob), total };
   }
 
-  /** Writes the mutable part of a job. */
-  save(job: Job): void {
+  /**
+   * Writes the mutable part of a job. `durable: false` (a progress update) commits without the
+   * fsync of `synchronous = FULL`: the row survives a crash of the daemon (it is in the WAL, in the
+   * page cache) and reaches the disk with the next durable commit; a power cut may take back the
+   * last second of progress, never a stage or a status. With FULL, the once-a-second progress save
+   * of a running job waited for an fsync on the event loop while the job's writes filled the disk
+   * queue (0.74 s of a 1 GiB job's main thread, profiled).
+   */
+  save(job: Job, durable = true): void {
+    if (!durable) {
+      this.db.pragma('synchronous = NORMAL');
+      try {
+        this.save(job);
+      } finally {
+        this.db.pragma('synchronous = FULL');
+      }
+      return;
+    }
     this.finished.delete(job.id);
     this.statement(
       `UPDATE jobs SET status = @status, stage = @stage, stage_started_at = @stageStartedAt, percent = @percent, bytes_processed = @bytesProcessed,
