@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ImageRequest } from './image-store';
-import { downloadKey } from './shared-downloads';
+import { downloadKey, everyMs } from './shared-downloads';
 
 const URL_A = 's3://images/a.qcow2';
 const SHA = 'ab'.repeat(32);
@@ -47,4 +47,19 @@ describe('downloadKey: which requests share one transfer', () => {
       assert.equal(downloadKey(first) === downloadKey(second), shared);
     });
   }
+});
+
+describe('everyMs: how often a download tells its jobs its progress', () => {
+  it('opens once per interval, and whenever forced', () => {
+    let now = 1000;
+    const due = everyMs(50, () => now);
+    assert.equal(due(), true, 'the first is always told');
+    now += 49;
+    assert.equal(due(), false);
+    assert.equal(due(true), true, 'the last bytes are always told');
+    now += 49;
+    assert.equal(due(), false, 'a forced opening restarts the interval');
+    now += 1;
+    assert.equal(due(), true);
+  });
 });

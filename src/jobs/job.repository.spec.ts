@@ -33,6 +33,14 @@ describe('job repository: finished jobs read from memory', () => {
     assert.equal(repository.get('job-1')!.percent, 20, 'not served from memory while running');
   });
 
+  it('a progress save (durable: false) is written, and the connection is back to synchronous=FULL after it', () => {
+    const FULL = 2;
+    assert.equal(db.pragma('synchronous', { simple: true }), FULL);
+    repository.save({ ...repository.get('job-1')!, percent: 30 }, false);
+    assert.equal(repository.get('job-1')!.percent, 30);
+    assert.equal(db.pragma('synchronous', { simple: true }), FULL, 'the next status change is fsynced');
+  });
+
   it('serves a finished job from memory, frozen, and forgets it when it is saved again', () => {
     repository.save({ ...repository.get('job-1')!, status: 'completed', percent: 100, finishedAt: now });
     const first = repository.get('job-1')!;
