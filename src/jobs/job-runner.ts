@@ -229,7 +229,10 @@ export class JobRunner implements BeforeApplicationShutdown {
     entry.job = job;
     const now = Date.now();
     if (kind !== 'progress' || now - entry.lastPersist >= PERSIST_INTERVAL_MS) {
-      this.states.write(job, kind !== 'progress');
+      // Facts (a volume this job created: rollback after a power cut must know) are fsynced at
+      // once; stages and progress reach the disk with the next fsync (a crash of the daemon
+      // keeps them: they are in the WAL).
+      this.states.write(job, kind === 'fact' || kind === 'status');
       entry.lastPersist = now;
     }
     if (kind !== 'progress' || now - entry.lastPublish >= PUBLISH_INTERVAL_MS) {
@@ -255,15 +258,14 @@ export class JobRunner implements BeforeApplicationShutdown {
   private async end(entry: RunningJob, status: JobStatus, reason?: unknown): Promise<Job> {
     // Wait for killed programs and aborted transfers to be gone before touching what they used.
     await Promise.allSettled(entry.tracked);
+    // A completed job's record is on disk before its image is let go (letting go starts the new
+    // cache file's fsync, which the record's would then wait behind) and before anyone is told.
+    let ended =
+      status === 'completed' ? endedJob(entry.job, status, undefined, new Date().toISOString()) : undefined;
+    if (ended) await this.states.writeDurably(ended);
     let outcome = status;
     let error = reason;
     let cleanedUp = true;
-    if (status === 'completed') {
-      // On disk before the image is let go: letting go starts its new cache file's fsync
-      // (durable-index.ts), and this write's own fsync, on the event loop, waited behind it
-      // (0.67 s after a 1 GiB job, measured). Published below, after the release, as before.
-      this.states.write(endedJob(entry.job, status, undefined, new Date().toISOString()));
-    }
     try {
       if (status === 'completed') await this.pipeline.release(entry.ctx);
       else await this.pipeline.rollback(entry.ctx);
@@ -274,11 +276,14 @@ export class JobRunner implements BeforeApplicationShutdown {
         describeError(reason) ?? 'job ended',
         String(describeError(cleanupError)),
       );
+      ended = undefined;
     }
-    let ended = endedJob(entry.job, outcome, error, new Date().toISOString());
     // The volume this job created is gone now; if cleanup failed the record still says it made one.
-    if (outcome !== 'completed' && cleanedUp) ended = { ...ended, createdVolume: false };
-    this.states.write(ended);
+    if (!ended) {
+      ended = endedJob(entry.job, outcome, error, new Date().toISOString());
+      if (outcome !== 'completed' && cleanedUp) ended = { ...ended, createdVolume: false };
+      await this.states.writeDurably(ended);
+    }
     this.running.delete(entry.job.id);
     this.publish(ended, 'status');
     // Rollback removed the volume this job had created (only ever one it created).

@@ -27,7 +27,7 @@ export class JobStateWriter {
     return this.pending.get(jobId);
   }
 
-  /** `durable: false` for a progress update (see JobRepository.save). */
+  /** `durable: false`: on disk with the next durable write or flush() (see JobRepository.save). */
   write(job: Job, durable = true): void {
     try {
       this.repository.save(job, durable);
@@ -42,6 +42,25 @@ export class JobStateWriter {
       }
       this.pending.set(job.id, job);
       this.retryTimer ??= setInterval(() => this.retry(), RETRY_INTERVAL_MS).unref();
+    }
+  }
+
+  /**
+   * Writes a state and resolves once it is on disk (a job's final state, before anyone is told).
+   * The fsync runs in the thread pool: on the event loop it took 0.66-0.93 s after a 1 GiB
+   * download (ext4 made it wait for the download's data), and no status or SSE answer went out.
+   */
+  async writeDurably(job: Job): Promise<void> {
+    this.write(job, false);
+    await this.flush();
+  }
+
+  /** Makes the states written so far durable, off the event loop; a failure is logged, not thrown. */
+  async flush(): Promise<void> {
+    try {
+      await this.repository.flush();
+    } catch (error) {
+      this.logger.error({ error: messageOf(error), msg: 'cannot fsync the job database' });
     }
   }
 

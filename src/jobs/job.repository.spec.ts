@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -39,6 +39,11 @@ describe('job repository: finished jobs read from memory', () => {
     repository.save({ ...repository.get('job-1')!, percent: 30 }, false);
     assert.equal(repository.get('job-1')!.percent, 30);
     assert.equal(db.pragma('synchronous', { simple: true }), FULL, 'the next status change is fsynced');
+  });
+
+  it('flush() fsyncs the WAL the progress save went to', async () => {
+    assert.ok(existsSync(`${db.name}-wal`), 'the database runs in WAL mode');
+    await repository.flush();
   });
 
   it('serves a finished job from memory, frozen, and forgets it when it is saved again', () => {
