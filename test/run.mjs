@@ -19,11 +19,12 @@
 //   LVP_SKIP_HOST_VM=1                leave the host-stack suite out (systemd, the .deb with apt,
 //                                     libvirtd: ~10-20 min under TCG, plus ~6-30 min for a cold guest)
 //   TEST_DIST=<dir>                   compiled tree to run (default: dist)
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { run } from 'node:test';
 import { spec } from 'node:test/reporters';
+import { buildDeb as buildDebFile } from './vm/build-deb.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const dist = process.env.TEST_DIST ?? join(root, 'dist');
@@ -127,20 +128,13 @@ function buildHostGuestInBackground() {
 
 /** The .deb of this compiled tree (scripts/package-deb.sh), in .tmp/deb; undefined when it failed. */
 function buildDeb() {
-  const out = join(root, '.tmp', 'deb');
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
-  const t0 = performance.now();
-  const pack = spawnSync('bash', [join(root, 'scripts/package-deb.sh'), '--dist', dist, '--out', out], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const file = existsSync(out) ? readdirSync(out).find((name) => name.endsWith('.deb')) : undefined;
-  if (pack.status !== 0 || !file) {
-    process.stderr.write(`run.mjs: scripts/package-deb.sh failed (exit ${pack.status}): no .deb to test\n`);
+  const built = buildDebFile({ root, dist, out: join(root, '.tmp', 'deb') });
+  if (built.error) {
+    process.stderr.write(`run.mjs: ${built.error}: no .deb to test\n`);
     return undefined;
   }
-  process.stdout.write(`\n# built ${file} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-  return join(out, file);
+  process.stdout.write(`\n# built ${built.file} in ${built.seconds.toFixed(1)} s\n`);
+  return built.path;
 }
 
 let total;

@@ -4,7 +4,7 @@
 // once and runs every dist/test/vm/*.hostspec.js inside it. Prints the guest's output, whose last
 // line is "N passed, N failed"; exits with the guest's exit code.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { buildDeb as buildDebFile } from './build-deb.mjs';
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 
@@ -15,21 +15,14 @@ createRequire(import.meta.url)(join(dist, 'test', 'fixtures', 'images.js')).buil
 /** The .deb of this compiled tree; LVP_HOST_DEB=<file> uses a package built before instead. */
 function buildDeb() {
   if (process.env.LVP_HOST_DEB) return resolve(process.env.LVP_HOST_DEB);
-  const t0 = performance.now();
-  const out = join(root, '.tmp', 'host-guest-deb');
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
-  const pack = spawnSync('bash', [join(root, 'scripts/package-deb.sh'), '--dist', dist, '--out', out], {
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const deb = readdirSync(out).find((name) => name.endsWith('.deb'));
-  if (pack.status !== 0 || !deb) {
-    process.stderr.write(`host-suite: scripts/package-deb.sh failed (exit ${pack.status})\n`);
+  const built = buildDebFile({ root, dist, out: join(root, '.tmp', 'host-guest-deb') });
+  if (built.error) {
+    process.stderr.write(`host-suite: ${built.error}\n`);
     process.stdout.write('0 passed, 1 failed\n');
     process.exit(1);
   }
-  process.stderr.write(`host-suite: built ${deb} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
-  return join(out, deb);
+  process.stderr.write(`host-suite: built ${built.file} in ${built.seconds.toFixed(1)} s\n`);
+  return built.path;
 }
 const deb = buildDeb();
 if (relative(root, deb).startsWith('..')) {
