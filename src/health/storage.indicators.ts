@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { GoldenBases } from '../cache/bases/golden-bases';
+import { BASE_STORE, type BaseCatalog } from '../cache/base-store';
 import { ImageCache } from '../cache/image-cache.service';
 import { Settings } from '../config/settings';
 import { VOLUME_BACKEND, type VolumeBackend } from '../volumes/volume-backend';
@@ -34,7 +34,7 @@ export class StorageIndicators {
     private readonly cache: ImageCache,
     @Inject(VOLUME_BACKEND) private readonly backend: VolumeBackend,
     private readonly indicators: HealthIndicatorService,
-    private readonly bases: GoldenBases,
+    @Inject(BASE_STORE) private readonly bases: BaseCatalog,
   ) {}
 
   /** Downloads land in CACHE_DIR/tmp and are renamed into CACHE_DIR/sha256 (one filesystem). */

@@ -387,7 +387,14 @@ describe('golden base eviction (BASE_MAX_COUNT) on an XFS volume directory', { s
     truncateSync(volumePath, GIB);
     const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', image]).toString());
     const virtualSize = Number(info['virtual-size']);
-    return { sha256: sha256File(image), virtualSize, volumePath, imagePath: image, format: 'qcow2' };
+    return {
+      sha256: sha256File(image),
+      virtualSize,
+      volumePath,
+      volumeName: name,
+      imagePath: image,
+      format: 'qcow2',
+    };
   };
 
   before(() => {
