@@ -49,7 +49,10 @@ export class StorageIndicators {
     }
   }
 
-  /** `file`: VOLUME_DIR; LVM backends: whatever their readiness() reports (see VolumeBackendReadiness). */
+  /**
+   * `file`: VOLUME_DIR; LVM backends: whatever their readiness() reports (see VolumeBackendReadiness),
+   * and whether new volumes are clones of golden bases (`clone_from_base`).
+   */
   async volumes() {
     if (this.backend.kind === 'file') return this.volumeDir();
     const session = this.indicators.check('volume_group');
@@ -57,12 +60,15 @@ export class StorageIndicators {
       return session.up({
         backend: this.backend.kind,
         message: 'checked at start only: this backend has no readiness() yet',
+        clone_from_base: await this.bases.support(),
       });
     }
     try {
       return session.up({
         backend: this.backend.kind,
         ...(await this.backend.readiness(this.settings.ready.minFreeBytes)),
+        // lvm-thin: thin-snapshot clones of golden bases; thick lvm: why it converts.
+        clone_from_base: await this.bases.support(),
       });
     } catch (error) {
       return session.down({ backend: this.backend.kind, message: messageOf(error) });
