@@ -63,6 +63,16 @@ export class LvmThinBackend extends LvmBackend {
     return { ...(await this.created(name, false)), clonedFrom: basePath };
   }
 
+  /**
+   * A clone reads zeros past the image already (its base was compared with the image up to the
+   * base's end, and the range lvextend added is unmapped): writing zeros there would only allocate
+   * the whole tail in the pool. Other volumes as on thick LVs.
+   */
+  override async clearTail(volume: WritableVolume, imageBytes: number): Promise<void> {
+    if (volume.clonedFrom) return;
+    await super.clearTail(volume, imageBytes);
+  }
+
   /** Refuses over-provisioning: a full thin pool stops every thin LV in it, not just this one. */
   private checkRoom(lvs: LvInfo[], sizeBytes: number): void {
     const pool = lvs.find((l) => l.name === this.pool);

@@ -261,28 +261,24 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     const store = new ThinBases(settings, new QemuImg(), lvm);
     const volumes = new LvmThinBackend(settings, lvm, new BlockDevice());
     const signal = new AbortController().signal;
-    const converted = async (image: string, name: string) => {
+    const converted = async (file: string, name: string) => {
+      const image = file.startsWith('/') ? file : join(VM_FIXTURES, file);
       await volumes.create(name, GIB);
-      execFileSync('qemu-img', [
-        'convert',
-        '-n',
-        '-f',
-        'qcow2',
-        '-O',
-        'raw',
-        join(VM_FIXTURES, image),
-        `/dev/${VG}/${name}`,
-      ]);
-      const info = JSON.parse(sh('qemu-img', 'info', '--output=json', join(VM_FIXTURES, image)));
-      const sha256 = sha256Of(join(VM_FIXTURES, image));
+      execFileSync('qemu-img', ['convert', '-n', '-f', 'qcow2', '-O', 'raw', image, `/dev/${VG}/${name}`]);
+      const info = JSON.parse(sh('qemu-img', 'info', '--output=json', image));
+      const sha256 = sha256Of(image);
       const request = { sha256, virtualSize: Number(info['virtual-size']), volumePath: `/dev/${VG}/${name}` };
-      return { ...request, volumeName: name, imagePath: join(VM_FIXTURES, image), format: 'qcow2' };
+      return { ...request, volumeName: name, imagePath: image, format: 'qcow2' };
     };
     const first = await converted('ext4.qcow2', 'ev-1');
     assert.equal((await store.keep(first, signal)).kept, true);
     const lease = store.acquire(first.sha256, first.virtualSize);
     assert.ok(lease);
-    const second = await converted('small.qcow2', 'ev-2');
+    // An image of its own (the daemon's bases are of the other fixtures: no name is shared).
+    const own = join(work.dir, 'own.qcow2');
+    sh('qemu-img', 'create', '-f', 'qcow2', own, '32M');
+    sh('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x77 1M 2M', own);
+    const second = await converted(own, 'ev-2');
     const kept = await store.keep(second, signal);
     assert.equal(kept.kept, true, JSON.stringify(kept));
     assert.deepEqual(

@@ -127,6 +127,10 @@ export class ThinBases implements BaseCatalog {
     const volume = lvs.find((l) => l.name === request.volumeName);
     if (!pool || !volume)
       return { kept: false, reason: `${this.vg}/${request.volumeName} or its pool is gone` };
+    if (lvs.some((l) => l.name === name)) {
+      const reason = `an LV ${this.vg}/${name} exists already that this daemon does not hold as a base`;
+      return { kept: false, reason };
+    }
     const full = poolRoomProblem(pool, poolMaxPercent, `${this.vg}/${this.pool}`);
     if (full) return { kept: false, reason: full };
     const needed = Math.min(pinnedBytes(volume), request.virtualSize);
@@ -144,9 +148,6 @@ export class ThinBases implements BaseCatalog {
       await this.evict();
       return { kept: true, base, seconds: (Date.now() - started) / 1000 };
     } catch (error) {
-      await this.removeLv(name).catch((removal: unknown) =>
-        this.logger.warn({ base: name, error: messageOf(removal), msg: 'could not remove a failed base' }),
-      );
       if (signal.aborted) throw error;
       return { kept: false, reason: messageOf(error) };
     } finally {
@@ -183,6 +184,24 @@ export class ThinBases implements BaseCatalog {
     const tags = [OWNER_TAG, ...partialTags(request.sha256, request.virtualSize, madeAt)];
     await this.lvm.snapshotThin(this.vg, request.volumeName, name, tags);
     this.logger.log({ base: name, volume: request.volumeName, msg: 'making a golden base LV' });
+    try {
+      return await this.verify(name, request, signal, madeAt);
+    } catch (error) {
+      // Only the LV this call made (a failed lvcreate may mean the name was taken: not ours to remove).
+      await this.removeLv(name).catch((removal: unknown) =>
+        this.logger.warn({ base: name, error: messageOf(removal), msg: 'could not remove a failed base' }),
+      );
+      throw error;
+    }
+  }
+
+  /** Cut to size, compared, hashed, made read-only, completed. */
+  private async verify(
+    name: string,
+    request: KeepRequest,
+    signal: AbortSignal,
+    madeAt: number,
+  ): Promise<BaseRecord> {
     let lv = await this.lvOf(name);
     if (lv.sizeBytes > request.virtualSize) {
       // lvm rounds up to whole extents: the base may stay a little larger, zeros past the image.
