@@ -117,6 +117,7 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     MAX_CONCURRENT_JOBS: '2',
   };
   const provision = async (image: string, volume: string, sizeGb = 1) => {
+    await new Promise((resolve) => setTimeout(resolve, 200)); // see settle() below
     const submitted = await daemon.provision({
       image_url: `${server.url}/${image}`,
       volume_name: volume,
@@ -127,6 +128,20 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     return submitted.body.job_id as string;
   };
   const logsOf = (id: string) => daemon.jsonLogs().filter((l) => l.job_id === id);
+  /**
+   * The checks here block the event loop for seconds (execFileSync, sync reads of devices): a
+   * keep-alive socket the daemon closed meanwhile would be reused before its close is seen (EPIPE,
+   * "other side closed"). A turn of the event loop first lets the client drop it.
+   */
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
+  const api = async (method: string, path: string) => {
+    await settle();
+    return daemon.request(method, path);
+  };
+  const final = async (id: string, timeoutMs: number) => {
+    await settle();
+    return daemon.waitFinal(id, timeoutMs);
+  };
 
   before(async () => {
     sh('pvcreate', '--yes', '/dev/vdc');
@@ -149,7 +164,7 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
   });
 
   it('keeps a verified read-only base; clones byte-exact, zeros past the image, independent of the base and of each other', async () => {
-    const first = await daemon.waitFinal(await provision('small.qcow2', 'vm-a'), 300_000);
+    const first = await final(await provision('small.qcow2', 'vm-a'), 300_000);
     assert.equal(first.status, 'completed', first.error);
     assert.equal(first.clone, false);
     assert.ok(
@@ -173,19 +188,19 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
       () => writeSync(openSync(basePath, 'r+'), Buffer.alloc(512)),
       'a read-only LV refuses writes',
     );
-    const listed = (await daemon.request('GET', '/api/v1/cache')).body;
+    const listed = (await api('GET', '/api/v1/cache')).body;
     assert.equal(listed.bases.length, 1);
     assert.equal(listed.bases[0].raw_sha256, rawSha);
     assert.ok(listed.bases[0].size >= 8 * MIB, `pins the image's 8 MiB of data: ${listed.bases[0].size}`);
 
     // Warm: clones. No byte of the image is written: the pool grows by far less than its 8 MiB.
     const before = poolUsed();
-    const larger = await daemon.waitFinal(await provision('small.qcow2', 'vm-b', 2), 300_000);
+    const larger = await final(await provision('small.qcow2', 'vm-b', 2), 300_000);
     assert.equal(larger.status, 'completed', larger.error);
     assert.equal(larger.clone, true);
     assert.equal(larger.clone_base, basePath);
     assert.ok(poolUsed() - before < 2 * MIB, `pool grew by ${poolUsed() - before} bytes for a clone`);
-    const other = await daemon.waitFinal(await provision('small.qcow2', 'vm-c'), 300_000);
+    const other = await final(await provision('small.qcow2', 'vm-c'), 300_000);
     assert.equal(other.clone, true, other.error);
     const b = lv('vm-b')!;
     assert.equal(Number(b.lv_size), 2 * GIB);
@@ -208,9 +223,9 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     assert.equal(sha256Of(basePath, 64 * MIB), rawSha, 'the base is untouched');
 
     // The base goes with its image (lvremove); the clones stay whole and readable.
-    assert.equal((await daemon.request('DELETE', `/api/v1/cache/${listed.bases[0].sha256}`)).status, 204);
+    assert.equal((await api('DELETE', `/api/v1/cache/${listed.bases[0].sha256}`)).status, 204);
     assert.equal(bases().length, 0);
-    assert.deepEqual((await daemon.request('GET', '/api/v1/cache')).body.bases, []);
+    assert.deepEqual((await api('GET', '/api/v1/cache')).body.bases, []);
     assert.ok(holds(`/dev/${VG}/vm-c`, small), 'a clone reads as the image after its base is removed');
     assert.ok(holds(`/dev/${VG}/vm-a`, small), 'so does the volume the base was taken from');
     const tail = Buffer.concat([readFileSync(small).subarray(MIB)]);
@@ -236,7 +251,7 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     );
     try {
       assert.ok(Number(lv(POOL)!.data_percent) >= POOL_MAX_PERCENT, `pool at ${lv(POOL)!.data_percent}%`);
-      const job = await daemon.waitFinal(await provision('sparse.qcow2', 'vm-full'), 300_000);
+      const job = await final(await provision('sparse.qcow2', 'vm-full'), 300_000);
       assert.equal(job.status, 'completed', job.error);
       assert.equal(job.clone, false);
       const noBase = logsOf(job.job_id).find((l) => l.msg === 'no golden base kept');
@@ -303,20 +318,19 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     assert.ok(holds(clone.path, reference('ext4.qcow2', work.dir)));
     await store.removeImage(second.sha256);
     for (const name of ['ev-1', 'ev-2', 'ev-3']) sh('lvremove', '--yes', `${VG}/${name}`);
-    assert.equal(bases().length, 0);
+    assert.ok(kept.kept && lv(kept.base.path.split('/').pop()!) === undefined, 'removed with its image');
   });
 
   it('kill -9 while a base is being made: the restart removes the half-made base; the resumed job completes', async () => {
     const id = await provision('slow.qcow2', 'vm-slow');
     await waitFor(
       'the base being made',
-      () => logsOf(id).some((l) => l.msg === 'making a golden base LV'),
+      () => daemon.jsonLogs().some((l) => l.msg === 'making a golden base LV' && l.volume === 'vm-slow'),
       600_000,
     );
     await daemon.kill9();
-    const partial = bases();
-    assert.equal(partial.length, 1);
-    assert.ok(tagsOf(partial[0]).includes('lvp-base-partial'), partial[0].lv_tags);
+    const partial = bases().filter((l) => tagsOf(l).includes('lvp-base-partial'));
+    assert.equal(partial.length, 1, 'the crash left a partial base');
     daemon = await new Daemon({
       dir: join(work.dir, 'daemon'),
       env,
@@ -331,13 +345,14 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
         ),
       'start-up says it removed the half-made base',
     );
-    const final = await daemon.waitFinal(id, 900_000);
-    assert.equal(final.status, 'completed', final.error);
-    assert.equal(final.resumed, 1);
+    const done = await final(id, 900_000);
+    assert.equal(done.status, 'completed', done.error);
+    assert.equal(done.resumed, 1);
     // The resumed job converted again and kept a complete base in its place.
-    const [made] = bases();
-    assert.equal(bases().length, 1);
+    const made = lv(partial[0].lv_name);
+    assert.ok(made, 'a new base of the same image and name');
     assert.ok(!tagsOf(made).includes('lvp-base-partial'), made.lv_tags);
+    assert.equal(made.lv_attr.charAt(1), 'r');
     assert.ok(holds(`/dev/${VG}/vm-slow`, reference('slow.qcow2', work.dir)));
   });
 });
