@@ -169,8 +169,9 @@ export class ThinBases implements BaseCatalog {
     for (const [name, base] of [...this.bases]) {
       if (base.sha256 !== sha256) continue;
       this.bases.delete(name);
-      await this.removeLv(name);
-      this.logger.log({ sha256, base: name, msg: 'golden base LV removed with its image' });
+      if (await this.removeOrWarn(name)) {
+        this.logger.log({ sha256, base: name, msg: 'golden base LV removed with its image' });
+      }
     }
   }
 
@@ -243,8 +244,28 @@ export class ThinBases implements BaseCatalog {
     );
     for (const { key, size, lastUsedAt } of victims) {
       this.bases.delete(key);
-      await this.removeLv(key);
-      this.logger.log({ base: key, size, last_used_at: lastUsedAt, msg: 'golden base eviction' });
+      if (await this.removeOrWarn(key)) {
+        this.logger.log({ base: key, size, last_used_at: lastUsedAt, msg: 'golden base eviction' });
+      }
+    }
+  }
+
+  /**
+   * A base no longer held that lvremove refuses (something outside the daemon has it open) is
+   * not cloned again until the next start, which removes it (image gone) or takes it up again:
+   * said, not failed on.
+   */
+  private async removeOrWarn(name: string): Promise<boolean> {
+    try {
+      await this.removeLv(name);
+      return true;
+    } catch (error) {
+      this.logger.warn({
+        base: name,
+        error: messageOf(error),
+        msg: 'could not remove a golden base LV (is it open? see lvs -o+lv_attr); the next start removes it',
+      });
+      return false;
     }
   }
 
