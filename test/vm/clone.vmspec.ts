@@ -117,13 +117,13 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     MAX_CONCURRENT_JOBS: '2',
   };
   const provision = async (image: string, volume: string, sizeGb = 1) => {
-    await new Promise((resolve) => setTimeout(resolve, 200)); // see settle() below
-    const submitted = await daemon.provision({
+    const body = {
       image_url: `${server.url}/${image}`,
       volume_name: volume,
       volume_size_gb: sizeGb,
       image_type: 'qcow2',
-    });
+    };
+    const submitted = await retried(() => daemon.provision(body));
     assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
     return submitted.body.job_id as string;
   };
@@ -134,10 +134,18 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
    * "other side closed"). A turn of the event loop first lets the client drop it.
    */
   const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
-  const api = async (method: string, path: string) => {
+  /** Once more when the daemon had closed the reused socket before it took the request (seen under load). */
+  const retried = async <T>(send: () => Promise<T>): Promise<T> => {
     await settle();
-    return daemon.request(method, path);
+    try {
+      return await send();
+    } catch (error) {
+      const code = (error as { cause?: { code?: string } }).cause?.code;
+      if (code !== 'UND_ERR_SOCKET' && code !== 'EPIPE' && code !== 'ECONNRESET') throw error;
+      return send();
+    }
   };
+  const api = (method: string, path: string) => retried(() => daemon.request(method, path));
   const final = async (id: string, timeoutMs: number) => {
     await settle();
     return daemon.waitFinal(id, timeoutMs);
