@@ -7,7 +7,7 @@
  *   npm run bench:p9-thin     builds the images on the host, boots the guest, runs this there
  *   node test/vm/run-in-guest.mjs --disks 1 --disk-size 40G -- node dist/bench/p9-thin.js
  *
- * Settings: BENCH_ROUNDS (3), BENCH_BIG_GIB (10: virtual GiB of the big image, 2 GiB of data),
+ * Settings: BENCH_ROUNDS (3), BENCH_BIG_GIB (10: virtual GiB of the big image), P9_THIN_BIG_DATA_GIB (2),
  * P9_THIN_DATA_GIB (1: data GiB of the 2 GiB image). Images are kept in .tmp/bench-images (the
  * repository is the guest's share); `--images` only builds them (on the host: much faster).
  * The guest's disk /dev/vdb becomes the volume group: run nothing else in that guest.
@@ -34,9 +34,15 @@ type Key = (typeof keys)[number];
 async function images(): Promise<Record<Key, BenchImage>> {
   const dataGiB = Number(process.env.P9_THIN_DATA_GIB ?? 1);
   const bigGiB = Number(process.env.BENCH_BIG_GIB ?? 10);
+  const bigDataGiB = Number(process.env.P9_THIN_BIG_DATA_GIB ?? 2);
   return {
     data: await buildImage(imageDir, { name: 'data', virtualGiB: 2, dataGiB, compressed: false }),
-    big: await buildImage(imageDir, { name: 'data', virtualGiB: bigGiB, dataGiB: 2, compressed: false }),
+    big: await buildImage(imageDir, {
+      name: 'data',
+      virtualGiB: bigGiB,
+      dataGiB: bigDataGiB,
+      compressed: false,
+    }),
   };
 }
 
