@@ -29,6 +29,8 @@ const OWNER_TAG = 'libvirt-volume-provisioner';
 const DAEMON_START_MS = 600_000;
 /** No base while the pool's data or metadata use is at or above this (case "pool nearly full"). */
 const POOL_MAX_PERCENT = 12;
+/** 6 GiB: slow.qcow2's 512 MiB of data (the kill -9 case) stays under POOL_MAX_PERCENT. */
+const POOL_BYTES = 6 * GIB;
 
 function sh(...args: string[]): string {
   return execFileSync(args[0], args.slice(1), { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -154,7 +156,7 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
   before(async () => {
     sh('pvcreate', '--yes', '/dev/vdc');
     sh('vgcreate', VG, '/dev/vdc');
-    sh('lvcreate', '--yes', '--type', 'thin-pool', '-L', '4G', '-n', POOL, VG);
+    sh('lvcreate', '--yes', '--type', 'thin-pool', '-L', `${POOL_BYTES}b`, '-n', POOL, VG);
     server = await new ImageServer(VM_FIXTURES).start();
     small = reference('small.qcow2', work.dir);
     mkdirSync(join(work.dir, 'daemon'));
@@ -251,7 +253,7 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
 
   it('pool nearly full: no base is made, the job completes by converting and says why', async () => {
     // Real data in the pool, past BASE_POOL_MAX_PERCENT, with room left for a 1 GiB volume.
-    const junk = Math.ceil(((4 * GIB * POOL_MAX_PERCENT) / 100 + 64 * MIB) / (4 * MIB)) * 4 * MIB;
+    const junk = Math.ceil(((POOL_BYTES * POOL_MAX_PERCENT) / 100 + 64 * MIB) / (4 * MIB)) * 4 * MIB;
     sh('lvcreate', '--yes', '-V', `${junk}b`, '--thinpool', `${VG}/${POOL}`, '-n', 'junk', VG);
     sh(
       'dd',
