@@ -130,6 +130,12 @@ async function measure(say: (text: string) => void, steps: (() => Promise<unknow
         await sh('lvremove', ['--yes', `${VG}/${volume}`]);
       }
     }
+    // Said as soon as it is known: a run cut short by its timeout still leaves this image's figures.
+    const api = median(seconds[key].api_clone);
+    const bare = median(seconds[key].qemu_img_convert);
+    say(
+      `P9-thin ${key}: median API clone ${round(api)} s, bare convert ${round(bare)} s, ratio ${round(api / bare)}`,
+    );
   }
   const ratio = (key: string) => median(seconds[key].api_clone) / median(seconds[key].qemu_img_convert);
   const flat = median(seconds.big.api_clone) / median(seconds.data.api_clone);
