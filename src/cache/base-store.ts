@@ -27,8 +27,10 @@ export interface CloneSupport {
 export interface KeepRequest {
   sha256: string;
   virtualSize: number;
-  /** The freshly written volume: the base is a reflink copy of it. */
+  /** The freshly written volume: the base is a copy-on-write copy of it (reflink, thin snapshot). */
   volumePath: string;
+  /** Its name (lvm-thin: the LV the base is a thin snapshot of). */
+  volumeName: string;
   /** The image the volume was converted from (what the base is compared with), and its format. */
   imagePath: string;
   format: string;
@@ -45,6 +47,28 @@ export interface BaseStore {
   /** A complete base of this image and virtual size, held until released; undefined when none. */
   acquire(sha256: string, virtualSize: number): BaseLease | undefined;
   keep(request: KeepRequest, signal: AbortSignal): Promise<KeepOutcome>;
+}
+
+/** A complete base as listed by GET /api/v1/cache. */
+export interface BaseRecord extends GoldenBase {
+  /** Bytes it occupies: blocks of its file, or thin-pool data it pins (what BASE_MAX_BYTES counts). */
+  allocatedBytes: number;
+  createdAt: string;
+  lastUsedAt: string;
+}
+
+/**
+ * What the cache, its API and /readyz need besides the pipeline's seam: one implementation per
+ * backend (GoldenBases: file volumes, reflinks; ThinBases: lvm-thin, thin snapshots).
+ */
+export interface BaseCatalog extends BaseStore {
+  /** Start-up, after the image index is recovered: half-made bases and orphans go. */
+  recover(isCached: (sha256: string) => boolean): Promise<void>;
+  /** Complete bases, most recently used first, with the clones being made from each. */
+  list(): (BaseRecord & { cloning: number })[];
+  readonly limits: { maxBytes: number; maxCount: number };
+  /** With its image: the image's bases go too; their clones stay. */
+  removeImage(sha256: string): Promise<void>;
 }
 
 export const BASE_STORE = Symbol('BaseStore');

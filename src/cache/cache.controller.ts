@@ -1,4 +1,4 @@
-import { Controller, Delete, Get, HttpCode, Param } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Inject, Param } from '@nestjs/common';
 import {
   ApiConflictResponse,
   ApiNoContentResponse,
@@ -8,7 +8,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { ErrorBodyDto } from '../common/error-body.dto';
-import { GoldenBases } from './bases/golden-bases';
+import { BASE_STORE, type BaseCatalog } from './base-store';
 import { ShaParamPipe } from './sha-param.pipe';
 import { CacheListDto } from './cache.dto';
 import { ImageCache } from './image-cache.service';
@@ -18,7 +18,7 @@ import { ImageCache } from './image-cache.service';
 export class CacheController {
   constructor(
     private readonly cache: ImageCache,
-    private readonly bases: GoldenBases,
+    @Inject(BASE_STORE) private readonly bases: BaseCatalog,
   ) {}
 
   @Get()

@@ -44,11 +44,14 @@ export class CacheBaseDto {
   @ApiProperty({ description: 'sha256 of the image (as published) the base holds' })
   sha256!: string;
 
-  @ApiProperty({ description: "The image's virtual size: the base's length in bytes" })
+  @ApiProperty({
+    description: "The image's virtual size: the base's length in bytes (a base LV: rounded up to an extent)",
+  })
   virtual_size!: number;
 
   @ApiProperty({
-    description: 'Bytes of blocks it occupies (counted against BASE_MAX_BYTES; its clones share them)',
+    description:
+      'Bytes of blocks it occupies (file: its allocated blocks; lvm-thin: the thin-pool data it pins), counted against BASE_MAX_BYTES; its clones share them',
   })
   size!: number;
 
@@ -95,7 +98,7 @@ export class CacheListDto {
   @ApiProperty({
     type: [CacheBaseDto],
     description:
-      'Golden bases (VOLUME_DIR/.lvp-bases) new file volumes are reflink-cloned from, most recently used first',
+      'Golden bases new volumes are cloned from (file: VOLUME_DIR/.lvp-bases, reflinks; lvm-thin: read-only thin LVs lvp-base-<hex16>, thin snapshots), most recently used first',
   })
   bases!: CacheBaseDto[];
 

@@ -8,7 +8,7 @@ import { Decompressor } from '../convert/decompressor';
 import { detectFormat, readImageEnds } from '../convert/image-format';
 import { QemuImg } from '../convert/qemu-img';
 import { IMAGE_SOURCES, ImageSource } from '../storage/image-source';
-import { GoldenBases } from './bases/golden-bases';
+import { BASE_STORE, type BaseCatalog } from './base-store';
 import { CacheCounters } from './cache-counters';
 import { CacheLayout, exists } from './cache-layout';
 import { CacheEntry, CacheRepository } from './cache.repository';
@@ -48,7 +48,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     @Inject(IMAGE_SOURCES) sources: ImageSource[],
     decompressor: Decompressor,
     qemuImg: QemuImg,
-    private readonly bases: GoldenBases,
+    @Inject(BASE_STORE) private readonly bases: BaseCatalog,
   ) {
     const layout = (this.layout = new CacheLayout(settings.cache.dir));
     const logger = this.logger;

@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { GoldenBases } from '../cache/bases/golden-bases';
+import { BASE_STORE, type BaseCatalog } from '../cache/base-store';
 import { ImageCache } from '../cache/image-cache.service';
 import { Settings } from '../config/settings';
 import { VOLUME_BACKEND, type VolumeBackend } from '../volumes/volume-backend';
@@ -34,7 +34,7 @@ export class StorageIndicators {
     private readonly cache: ImageCache,
     @Inject(VOLUME_BACKEND) private readonly backend: VolumeBackend,
     private readonly indicators: HealthIndicatorService,
-    private readonly bases: GoldenBases,
+    @Inject(BASE_STORE) private readonly bases: BaseCatalog,
   ) {}
 
   /** Downloads land in CACHE_DIR/tmp and are renamed into CACHE_DIR/sha256 (one filesystem). */
@@ -49,7 +49,10 @@ export class StorageIndicators {
     }
   }
 
-  /** `file`: VOLUME_DIR; LVM backends: whatever their readiness() reports (see VolumeBackendReadiness). */
+  /**
+   * `file`: VOLUME_DIR; LVM backends: whatever their readiness() reports (see VolumeBackendReadiness),
+   * and whether new volumes are clones of golden bases (`clone_from_base`).
+   */
   async volumes() {
     if (this.backend.kind === 'file') return this.volumeDir();
     const session = this.indicators.check('volume_group');
@@ -57,12 +60,15 @@ export class StorageIndicators {
       return session.up({
         backend: this.backend.kind,
         message: 'checked at start only: this backend has no readiness() yet',
+        clone_from_base: await this.bases.support(),
       });
     }
     try {
       return session.up({
         backend: this.backend.kind,
         ...(await this.backend.readiness(this.settings.ready.minFreeBytes)),
+        // lvm-thin: thin-snapshot clones of golden bases; thick lvm: why it converts.
+        clone_from_base: await this.bases.support(),
       });
     } catch (error) {
       return session.down({ backend: this.backend.kind, message: messageOf(error) });

@@ -11,6 +11,8 @@ export interface LvInfo {
   path: string;
   /** Thin pools and thin LVs: share of data blocks in use, 0-100. */
   dataPercent?: number;
+  /** Thin pools: share of metadata blocks in use, 0-100. */
+  metadataPercent?: number;
 }
 
 export interface VgInfo {
@@ -19,7 +21,7 @@ export interface VgInfo {
   freeBytes: number;
 }
 
-const LV_FIELDS = 'lv_name,lv_size,lv_attr,lv_tags,lv_path,data_percent';
+const LV_FIELDS = 'lv_name,lv_size,lv_attr,lv_tags,lv_path,data_percent,metadata_percent';
 
 /**
  * Adapter over the lvm2 tools (lvs, vgs, lvcreate, lvremove). Argument arrays only; sizes in
@@ -42,8 +44,8 @@ export class LvmCli {
       attr: row.lv_attr,
       tags: row.lv_tags ? row.lv_tags.split(',') : [],
       path: row.lv_path,
-      dataPercent:
-        row.data_percent === '' || row.data_percent === undefined ? undefined : Number(row.data_percent),
+      dataPercent: percent(row.data_percent),
+      metadataPercent: percent(row.metadata_percent),
     }));
   }
 
@@ -58,6 +60,38 @@ export class LvmCli {
       `${sizeBytes}b`,
       '--thinpool',
       `${vg}/${pool}`,
+    ]);
+  }
+
+  /**
+   * A thin snapshot of a thin LV (`lvcreate -s` without a size): it shares every block of the
+   * origin and is an independent thin LV from then on (removing the origin leaves it whole).
+   */
+  async snapshotThin(vg: string, origin: string, name: string, tags: string[]): Promise<void> {
+    await this.exec('lvcreate', thinSnapshotArgs(vg, origin, name, tags));
+  }
+
+  /** Grows an LV to `sizeBytes` (`lvextend`; a thin LV reads zeros in the new range). */
+  async extend(vg: string, name: string, sizeBytes: number): Promise<void> {
+    await this.exec('lvextend', ['-L', `${sizeBytes}b`, `${vg}/${name}`]);
+  }
+
+  /** Shrinks an LV to `sizeBytes` (`lvreduce --yes`: what lay past it is gone). */
+  async reduce(vg: string, name: string, sizeBytes: number): Promise<void> {
+    await this.exec('lvreduce', ['--yes', '-L', `${sizeBytes}b`, `${vg}/${name}`]);
+  }
+
+  /** Makes an LV read-only (`lvchange -p r`): its device refuses writes from then on. */
+  async setReadOnly(vg: string, name: string): Promise<void> {
+    await this.exec('lvchange', ['-p', 'r', `${vg}/${name}`]);
+  }
+
+  /** Adds and removes tags in one metadata update (`lvchange --addtag/--deltag`). */
+  async retag(vg: string, name: string, change: { add: string[]; del: string[] }): Promise<void> {
+    await this.exec('lvchange', [
+      ...change.del.flatMap((t) => ['--deltag', t]),
+      ...change.add.flatMap((t) => ['--addtag', t]),
+      `${vg}/${name}`,
     ]);
   }
 
@@ -103,4 +137,26 @@ export class LvmCli {
  */
 export function lvcreateArgs(name: string, tag: string): string[] {
   return ['--yes', '--wipesignatures', 'y', '--addtag', tag, '-n', name];
+}
+
+/**
+ * A thin snapshot: no size (with `-L` it would be an old-style COW snapshot), `-kn` so it carries
+ * no activation-skip flag and is activated now and at every boot like any volume (lvcreate
+ * activates it: `-ay`, the default, spelled out). No `--wipesignatures`: its content is the point.
+ */
+export function thinSnapshotArgs(vg: string, origin: string, name: string, tags: string[]): string[] {
+  return [
+    '--yes',
+    '-s',
+    '-kn',
+    '-ay',
+    ...tags.flatMap((t) => ['--addtag', t]),
+    '-n',
+    name,
+    `${vg}/${origin}`,
+  ];
+}
+
+function percent(value: string | undefined): number | undefined {
+  return value === '' || value === undefined ? undefined : Number(value);
 }

@@ -9,6 +9,8 @@ export function volumeNameProblem(name: string): string | undefined {
   if (name.startsWith('-')) return "must not start with '-'";
   if (name === '.' || name === '..') return "must not be '.' or '..'";
   if (/^(snapshot|pvmove)/.test(name)) return "must not start with 'snapshot' or 'pvmove'";
+  // The golden base LVs of the lvm-thin backend (cache/bases/thin-base-rules.ts).
+  if (name.startsWith('lvp-base-')) return "must not start with 'lvp-base-' (reserved for golden bases)";
   const reserved = [
     '_cdata',
     '_cmeta',

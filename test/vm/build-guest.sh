@@ -257,7 +257,7 @@ echo lvp-guest >"$R/etc/hostname"
 ln -s /proc/self/mounts "$R/etc/mtab"
 
 # --- kernel modules: copied with their tree paths; /init insmods them in dependency order ----------
-modules=(virtio_pci virtio_blk virtio_net virtio_console dm_mod dm_thin_pool virtiofs fuse loop)
+modules=(virtio_pci virtio_blk virtio_net virtio_console dm_mod dm_thin_pool dm_snapshot virtiofs fuse loop)
 moddir=lib/modules/$kver
 mkdir -p "$R/usr/$moddir"
 : >"$R/etc/lvp-modules"

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The LVM suite: builds its images on the host (fast, and the guest has no mkfs), then boots the
 // guest once and runs every dist/test/vm/*.vmspec.js inside it. Prints the guest's output, whose
-// last line is "N passed, N failed"; exits with the guest's exit code.
+// last line is "N passed, N failed"; exits with the guest's exit code. Arguments are spec filters
+// passed on to `test/run.mjs --vm` in the guest: `node test/vm/suite.mjs clone` runs clone.vmspec only.
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { join, relative, resolve } from 'node:path';
 
 const root = new URL('../..', import.meta.url).pathname;
+const filters = process.argv.slice(2).filter((a) => /^[\w.-]+$/.test(a));
 const dist = resolve(root, process.env.TEST_DIST ?? 'dist');
 createRequire(import.meta.url)(join(dist, 'test', 'fixtures', 'images.js')).buildVmFixtures();
 
@@ -22,7 +24,7 @@ const guest = spawnSync(
     '--timeout',
     process.env.LVP_VM_TIMEOUT ?? '3600',
     '--',
-    `TEST_DIST=${relative(root, dist) || 'dist'} node test/run.mjs --vm`,
+    `TEST_DIST=${relative(root, dist) || 'dist'} node test/run.mjs --vm ${filters.join(' ')}`.trim(),
   ],
   { stdio: 'inherit', cwd: root },
 );

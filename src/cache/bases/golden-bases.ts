@@ -9,16 +9,17 @@ import { preparePrivateDir } from '../../common/private-dir';
 import { Settings } from '../../config/settings';
 import { QemuImg } from '../../convert/qemu-img';
 import { ReflinkProbe, reflinkCopy, sweepProbeFiles } from '../../volumes/reflink';
-import type { BaseLease, BaseStore, CloneSupport, GoldenBase, KeepOutcome, KeepRequest } from '../base-store';
+import type {
+  BaseCatalog,
+  BaseLease,
+  BaseRecord,
+  CloneSupport,
+  KeepOutcome,
+  KeepRequest,
+} from '../base-store';
 import { BaseLayout, chooseBaseEvictions, sweepBases } from './base-layout';
 
-/** A complete base as kept in its record (`<key>.json`) and listed by GET /api/v1/cache. */
-export interface BaseRecord extends GoldenBase {
-  /** Blocks it occupies (what BASE_MAX_BYTES counts; its clones share them). */
-  allocatedBytes: number;
-  createdAt: string;
-  lastUsedAt: string;
-}
+export type { BaseRecord } from '../base-store';
 
 /**
  * Golden bases of the `file` backend (layout: base-layout.ts): made from the first fresh volume
@@ -27,7 +28,7 @@ export interface BaseRecord extends GoldenBase {
  * a clone is being made from (it goes when the clone is done); removed with their image.
  */
 @Injectable()
-export class GoldenBases implements BaseStore {
+export class GoldenBases implements BaseCatalog {
   private readonly logger = new Logger(GoldenBases.name);
   readonly layout: BaseLayout;
   private readonly probe = new ReflinkProbe();
@@ -47,7 +48,9 @@ export class GoldenBases implements BaseStore {
     if (this.settings.bases.cloneFromBase === 'off') return { enabled: false, reason: 'CLONE_FROM_BASE=off' };
     const backend = this.settings.volumes.backend;
     if (backend !== 'file') {
-      return { enabled: false, reason: `the ${backend} backend has no golden bases yet: it converts` };
+      // lvm-thin has its own store (ThinBases); thick LVs have no copy-on-write that leaves an
+      // independent volume (an old-style LVM snapshot stays tied to its origin): they convert.
+      return { enabled: false, reason: `the ${backend} backend has no golden bases: it converts` };
     }
     const { supported, reason } = await this.probe.of(this.settings.volumes.dir);
     return supported ? { enabled: true } : { enabled: false, reason };
@@ -248,9 +251,11 @@ export class GoldenBases implements BaseStore {
   }
 }
 
-async function sha256Of(path: string, signal: AbortSignal): Promise<string> {
+/** sha256 of a file's or a device's content; with `length`, of its first `length` bytes only. */
+export async function sha256Of(path: string, signal: AbortSignal, length?: number): Promise<string> {
   const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { signal, highWaterMark: 4 * 1024 * 1024 })) {
+  const range = length === undefined ? {} : { start: 0, end: length - 1 };
+  for await (const chunk of createReadStream(path, { signal, highWaterMark: 4 * 1024 * 1024, ...range })) {
     hash.update(chunk as Buffer);
   }
   return hash.digest('hex');

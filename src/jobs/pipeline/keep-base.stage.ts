@@ -27,6 +27,7 @@ export function makeKeepBaseStage({ bases }: KeepBaseDeps): PipelineStage {
             sha256: need(ctx.fetched).image.sha256,
             virtualSize: info.virtualSize,
             volumePath: volume.path,
+            volumeName: volume.name,
             imagePath: readPath,
             format,
           },

@@ -138,7 +138,10 @@ async function cloneSource(
     return { reason: `${support.reason ?? 'no clones'}; converting` };
   if (info.virtualSize > ctx.request.volume_size_gb * GIB)
     return { reason: 'the image is larger than the volume' };
-  const lease = bases.acquire(need(ctx.fetched).image.sha256, info.virtualSize);
+  // Streaming (stream-write.ts): the image is cold and still downloading, its sha256 not known yet,
+  // so there is no base of it to clone (and none is kept from a streamed write yet).
+  if (!ctx.fetched) return { reason: 'the image is written while it downloads; converting' };
+  const lease = bases.acquire(ctx.fetched.image.sha256, info.virtualSize);
   return lease ? { lease } : { reason: 'no golden base of this image yet: converting (and keeping one)' };
 }
 
