@@ -650,6 +650,9 @@ describe('a cold job streamed onto an XFS volume directory (STREAM_CONVERT=auto)
   // before the stage whose result it reads" (seen on lvm-thin in the VM, stream.vmspec).
   it('completes: no base is looked up while the image downloads, and the job log says so', async () => {
     const image = uniqueQcow2(www, 'cold');
+    // ~8 s for its ~4 MiB: the volume is made while the image still downloads (unthrottled, the
+    // download could end first and the lookup then rightly runs with the sha256 known).
+    server.bytesPerSecond = 512 * 1024;
     const submitted = await daemon.provision({
       image_url: `${server.url}/${basename(image)}`,
       volume_name: 'vm-streamed',
