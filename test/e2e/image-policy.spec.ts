@@ -173,6 +173,8 @@ describe('never trust an image: the inspection policy', () => {
       /qemu-img check found/,
     );
     console.log(`corrupt qcow2 refusal: ${refused.error}`);
+    // Now a cache hit: qemu-img judges it again (only verdicts that passed are remembered).
+    await assertRefused('corrupt.qcow2', 'qcow2', 'vm-corrupt-again', 'not-corrupt', /qemu-img check found/);
   });
 
   it('refuses an image larger than the volume, giving both sizes', async () => {
@@ -184,6 +186,23 @@ describe('never trust an image: the inspection policy', () => {
       'fits-volume',
       new RegExp(`${2 * GIB} bytes.*${GIB} bytes`),
     );
+  });
+
+  it("remembers qemu-img's verdict on a warm image, never the request's rules", async () => {
+    qemuImg('create', '-f', 'qcow2', join(www, 'warm.qcow2'), '2G');
+    const inspected = (jobId: string) =>
+      daemon.jsonLogs().find((l) => l.job_id === jobId && l.msg === 'image inspected: safe to open');
+    const first = await provision('warm.qcow2', 'qcow2', 'vm-warm-1', 2);
+    assert.equal(first.status, 'completed', first.error);
+    assert.equal(inspected(first.job_id)?.qemu_img_ran, true);
+    // The same bytes into a volume too small for them: refused, whatever qemu-img said before.
+    await assertRefused('warm.qcow2', 'qcow2', 'vm-warm-small', 'fits-volume');
+    // And declared as another format: refused by our own header reading, which runs every time.
+    await assertRefused('warm.qcow2', 'raw', 'vm-warm-raw', 'format-mismatch');
+    const again = await provision('warm.qcow2', 'qcow2', 'vm-warm-2', 2);
+    assert.equal(again.status, 'completed', again.error);
+    assert.equal(inspected(again.job_id)?.qemu_img_ran, false);
+    assert.equal(inspected(again.job_id)?.virtual_size, 2 * GIB);
   });
 
   describe('compressed images (gz, xz, zst, bz2) are verified as published, unpacked once, and land byte-exact', () => {

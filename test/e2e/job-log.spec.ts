@@ -88,6 +88,7 @@ describe("a job's story in the log", () => {
     assert.deepEqual([path.write_path, path.reason], ['download_then_convert', 'STREAM_CONVERT=off']);
     assert.equal(byMsg['image inspected: safe to open'].format, 'qcow2');
     assert.ok(byMsg['image inspected: safe to open'].virtual_size > 0);
+    assert.equal(byMsg['image inspected: safe to open'].qemu_img_ran, true);
     assert.match(byMsg['volume created'].volume_path, /vm-log-miss/);
     // The test's VOLUME_DIR has no reflinks (ext4): the line says why the volume is converted, not cloned.
     assert.equal(byMsg['volume created'].clone, false);
@@ -117,6 +118,8 @@ describe("a job's story in the log", () => {
     );
     const path = lines.find((l) => l.msg === 'write path: download, then convert')!;
     assert.deepEqual([path.write_path, path.reason], ['download_then_convert', 'STREAM_CONVERT=off']);
+    // The same cached bytes passed qemu-img info and check in the first job: not asked again.
+    assert.equal(lines.find((l) => l.msg === 'image inspected: safe to open')!.qemu_img_ran, false);
     for (const line of lines) {
       assert.ok('correlation_id' in line && line.correlation_id === null, JSON.stringify(line));
       assert.equal(line.volume_name, 'vm-log-hit');

@@ -4,7 +4,8 @@ import { detectWrapper, type Wrapper } from '../../convert/decompressor';
 import { detectFormat, readImageEnds } from '../../convert/image-format';
 import { parseQcow2Header, parseVmdkDescriptor, vmdkDescriptorText } from '../../convert/image-header';
 import { checkHeader, checkInfo, ImageFacts, Refusal } from '../../convert/image-policy';
-import type { ImageInfo, InspectLimits, QemuImg } from '../../convert/qemu-img';
+import type { InspectionMemo } from '../../convert/inspection-memo';
+import type { CheckResult, ImageInfo, InspectLimits, QemuImg } from '../../convert/qemu-img';
 import { GIB } from '../../volumes/volume-backend';
 import { jobLog } from '../job-event';
 import {
@@ -18,6 +19,8 @@ import {
 
 export interface InspectDeps {
   qemuImg: QemuImg;
+  /** Verdicts of qemu-img on cached images that passed: a warm job does not ask again. */
+  memo: InspectionMemo;
   /** settings.inspect: the limits qemu-img info and check run under. */
   inspect: InspectSettings;
 }
@@ -26,9 +29,10 @@ export interface InspectDeps {
  * inspecting: never trust an image. Our own header reading decides the format and refuses
  * backing files, external data files and vmdks that point elsewhere before qemu-img opens the
  * file; then qemu-img info (and check, for qcow2) run pinned to that format under CPU and memory
- * limits. All of it before any volume is touched.
+ * limits, unless they already passed on these bytes (a warm image: InspectionMemo). All of it
+ * before any volume is touched.
  */
-export function makeInspectStage({ qemuImg, inspect }: InspectDeps): PipelineStage {
+export function makeInspectStage({ qemuImg, memo, inspect }: InspectDeps): PipelineStage {
   return (ctx) =>
     asyncStage(ctx, async (emit, signal) => {
       emit({ type: 'stage', stage: 'inspecting' });
@@ -53,10 +57,16 @@ export function makeInspectStage({ qemuImg, inspect }: InspectDeps): PipelineSta
       };
       refuseIf(checkHeader(facts));
 
+      // qemu-img's findings on these very bytes, when an earlier job had them (inspection-memo.ts).
+      const key = { sha256: fetched.image.sha256, path, format };
+      const remembered = memo.recall(key);
       const limits = inspectLimits(inspect, signal);
-      const info = await qemuImg.info(path, format, limits);
+      const info = remembered?.info ?? (await qemuImg.info(path, format, limits));
       refuseIf(checkInfo({ ...facts, info }));
-      const compressedClusters = await checkWholeImage(qemuImg, path, format, facts.url, info, limits, emit);
+      const check =
+        format === 'qcow2' ? (remembered?.check ?? (await qemuImg.check(path, format, limits))) : undefined;
+      const compressedClusters = judgeCheck(check, path, facts.url, info, emit);
+      memo.remember(key, { info, check });
       ctx.inspected = { info, format, readPath: path };
       emit(
         jobLog('image inspected: safe to open', {
@@ -66,6 +76,7 @@ export function makeInspectStage({ qemuImg, inspect }: InspectDeps): PipelineSta
           unpacked_from: wrapper ?? null,
           compressed_clusters: compressedClusters,
           read_expanded_copy: path === fetched.image.expandedPath,
+          qemu_img_ran: !remembered,
         }),
       );
     });
@@ -111,8 +122,19 @@ export async function checkWholeImage(
   limits: InspectLimits,
   emit: (event: StageEvent) => void,
 ): Promise<number> {
-  if (format !== 'qcow2') return 0;
-  const check = await qemuImg.check(path, format, limits);
+  const check = format === 'qcow2' ? await qemuImg.check(path, format, limits) : undefined;
+  return judgeCheck(check, path, url, info, emit);
+}
+
+/** The verdict of `qemu-img check` (none for formats other than qcow2): refused, or its compressed clusters. */
+function judgeCheck(
+  check: CheckResult | undefined,
+  path: string,
+  url: string,
+  info: ImageInfo,
+  emit: (event: StageEvent) => void,
+): number {
+  if (!check) return 0;
   if (!check.ok) {
     refuseIf({
       rule: 'not-corrupt',

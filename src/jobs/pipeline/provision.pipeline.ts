@@ -3,6 +3,7 @@ import { concat, defer, EMPTY, mergeMap, of, type Observable } from 'rxjs';
 import { BASE_STORE, type BaseStore } from '../../cache/base-store';
 import { IMAGE_STORE, type ImageStore } from '../../cache/image-store';
 import { Settings } from '../../config/settings';
+import { InspectionMemo } from '../../convert/inspection-memo';
 import { QemuImg } from '../../convert/qemu-img';
 import { Virsh } from '../../volumes/virsh';
 import { VOLUME_BACKEND, type VolumeBackend } from '../../volumes/volume-backend';
@@ -38,6 +39,7 @@ export class ProvisionPipeline {
   constructor(
     settings: Settings,
     qemuImg: QemuImg,
+    memo: InspectionMemo,
     @Inject(IMAGE_SOURCES) sources: ImageSource[],
     @Inject(IMAGE_STORE) private readonly store: ImageStore,
     @Inject(VOLUME_BACKEND) private readonly volumes: VolumeBackend,
@@ -46,7 +48,7 @@ export class ProvisionPipeline {
   ) {
     this.resolve = makeResolveStage({ sources, images: settings.images }); //  resolve
     this.fetch = makeFetchStage({ store }); //                   checking_cache, downloading
-    this.inspect = makeInspectStage({ qemuImg, inspect: settings.inspect }); //   inspecting
+    this.inspect = makeInspectStage({ qemuImg, memo, inspect: settings.inspect }); // inspecting
     this.prepareVolume = makeVolumeStage({ volumes, bases }); // creating_volume, cloning
     this.write = makeConvertStage({ qemuImg, volumes }); //               converting
     this.keepBase = makeKeepBaseStage({ bases }); //             (converting: a golden base for later clones)
