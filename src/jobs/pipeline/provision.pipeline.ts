@@ -74,10 +74,10 @@ export class ProvisionPipeline {
 
   private provision(ctx: JobContext): Observable<StageEvent> {
     const { resolve, fetchOrStream, inspect, prepareVolume, write, keepBase, finalize } = this;
-    // A streamed image was inspected and written while it downloaded: on to finalizing (a cold
-    // job, so there was no golden base to clone; none is kept from a streamed write yet).
+    // A streamed image was inspected and written while it downloaded (a cold job, so there was no
+    // golden base to clone): a base of the fresh volume is kept for later clones, then finalizing.
     const unlessStreamed = defer(() =>
-      ctx.streamed ? EMPTY : concat(inspect(ctx), prepareVolume(ctx), write(ctx), keepBase(ctx)),
+      ctx.streamed ? keepBase(ctx) : concat(inspect(ctx), prepareVolume(ctx), write(ctx), keepBase(ctx)),
     );
     return concat(resolve(ctx), fetchOrStream(ctx), unlessStreamed, finalize(ctx));
   }

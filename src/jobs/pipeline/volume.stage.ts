@@ -139,8 +139,8 @@ async function cloneSource(
   if (info.virtualSize > ctx.request.volume_size_gb * GIB)
     return { reason: 'the image is larger than the volume' };
   // Streaming (stream-write.ts): the image is cold and still downloading, its sha256 not known yet,
-  // so there is no base of it to clone (and none is kept from a streamed write yet).
-  if (!ctx.fetched) return { reason: 'the image is written while it downloads; converting' };
+  // so there is no base of it to clone; one is kept from the fresh volume once the write is done.
+  if (!ctx.fetched) return { reason: 'the image is written while it downloads (and a base of it kept)' };
   const lease = bases.acquire(ctx.fetched.image.sha256, info.virtualSize);
   return lease ? { lease } : { reason: 'no golden base of this image yet: converting (and keeping one)' };
 }
