@@ -648,7 +648,7 @@ describe('a cold job streamed onto an XFS volume directory (STREAM_CONVERT=auto)
   // Where clones are on, the volume stage looked up a base by the image's sha256, which a streamed
   // job does not know until its download ends: the job failed "internal error: a pipeline stage ran
   // before the stage whose result it reads" (seen on lvm-thin in the VM, stream.vmspec).
-  it('completes: no base is looked up while the image downloads, and the job log says so', async () => {
+  it('completes: no base is looked up while the image downloads, and one is kept after', async () => {
     const image = uniqueQcow2(www, 'cold');
     // ~8 s for its ~4 MiB: the volume is made while the image still downloads (unthrottled, the
     // download could end first and the lookup then rightly runs with the sha256 known).
@@ -669,5 +669,18 @@ describe('a cold job streamed onto an XFS volume directory (STREAM_CONVERT=auto)
     const created = lines.find((l) => l.msg === 'volume created');
     assert.match(String(created?.no_clone_because), /written while it downloads/);
     assert.ok(sameBytes(join(volumes, 'vm-streamed.raw'), volumeReference(image, work.dir)));
+    // The streamed write leaves a golden base behind, as a converted one does: the next job clones.
+    const kept = lines.find((l) => l.msg === 'golden base kept');
+    assert.ok(kept, `no base kept: ${JSON.stringify(lines.find((l) => l.msg === 'no golden base kept'))}`);
+    const next = await daemon.provision({
+      image_url: `${server.url}/${basename(image)}`,
+      volume_name: 'vm-streamed-clone',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    });
+    const cloned = await daemon.waitFinal(next.body.job_id as string);
+    assert.equal(cloned.status, 'completed', cloned.error);
+    assert.equal(cloned.clone, true);
+    assert.ok(sameBytes(join(volumes, 'vm-streamed-clone.raw'), volumeReference(image, work.dir)));
   });
 });
