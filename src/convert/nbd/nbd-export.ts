@@ -21,6 +21,11 @@ import { SocketReader } from './socket-reader';
 export interface NbdExportOptions {
   /** The file being downloaded (opened read-only once; reads never go beyond `arrivals.bytes`). */
   file: string;
+  /**
+   * `file` opened already (read-only), for a caller that must hold it before the download may
+   * rename it into the cache; the export takes it over and closes it.
+   */
+  handle?: FileHandle;
   arrivals: Arrivals;
   /** Where the export's private directory (mode 0700, holding the socket) is made; default the OS tmpdir. */
   parentDir?: string;
@@ -72,9 +77,9 @@ export class NbdExport {
   static async open(options: NbdExportOptions): Promise<NbdExport> {
     const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'lvp-nbd-'));
     const socketPath = join(dir, 'export.sock');
-    let handle: FileHandle | undefined;
+    let handle: FileHandle | undefined = options.handle;
     try {
-      handle = await open(options.file, 'r');
+      handle ??= await open(options.file, 'r');
       const server = createServer({ allowHalfOpen: false });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

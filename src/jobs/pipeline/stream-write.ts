@@ -1,6 +1,6 @@
-import { open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { catchError, type Observable } from 'rxjs';
+import { catchError } from 'rxjs';
 import type { GrowingFile } from '../../cache/image-store';
 import { ImageRejectedError, NoSpaceError } from '../../common/errors';
 import type { InspectSettings } from '../../config/groups/inspect.settings';
@@ -14,6 +14,7 @@ import { GIB, throughTarget, type VolumeBackend } from '../../volumes/volume-bac
 import { jobLog } from '../job-event';
 import { throughput } from '../job-log';
 import { checkWholeImage, inspectLimits, refuseIf } from './inspect.stage';
+import { abortable, forward, openGrowing, readHead } from './stream-io';
 import { need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
 
 export interface StreamWriteDeps {
@@ -84,20 +85,57 @@ async function write(
     if (io.signal.aborted) return; // cancelled
     throw error; // the growing file failed: the stage decides by the download's outcome
   }
-  const header = await readHead(file.path, Math.min(HEADER_BYTES, size));
-  const wrapper = detectWrapper(header);
-  if (wrapper) return io.emit(afterDownload(`the image is ${wrapper}-compressed: it is unpacked once whole`));
-  const detected = detectFormat(header);
-  const declared = ctx.request.image_type;
-  if (detected !== 'qcow2' && !(detected === 'raw' && declared === 'raw')) {
-    return io.emit(
-      afterDownload(
-        detected === 'raw'
-          ? `no format header and image_type ${declared}: the format is told from the whole file`
-          : `format ${detected} is inspected once whole (its metadata may sit anywhere in the file)`,
-      ),
-    );
+  // Held from here on: a download that ends goes into the cache by rename, and the export reads on.
+  let handle: FileHandle | undefined = await openGrowing(file.path);
+  if (!handle) {
+    // The download ended and went into the cache before the write began (a small image on a fast
+    // link, or a resumed download that was whole already): nothing to overlap.
+    await abortable(io.downloadDone, io.signal);
+    return io.emit(afterDownload('the download ended before the write could begin'));
   }
+  try {
+    const header = await readHead(handle, Math.min(HEADER_BYTES, size));
+    const wrapper = detectWrapper(header);
+    if (wrapper)
+      return io.emit(afterDownload(`the image is ${wrapper}-compressed: it is unpacked once whole`));
+    const detected = detectFormat(header);
+    const declared = ctx.request.image_type;
+    if (detected !== 'qcow2' && !(detected === 'raw' && declared === 'raw')) {
+      return io.emit(
+        afterDownload(
+          detected === 'raw'
+            ? `no format header and image_type ${declared}: the format is told from the whole file`
+            : `format ${detected} is inspected once whole (its metadata may sit anywhere in the file)`,
+        ),
+      );
+    }
+    const exporting = handle;
+    handle = undefined; // the export closes it
+    await writeThrough(deps, ctx, file, io, { header, detected, handle: exporting, downloadEnded });
+  } finally {
+    await handle?.close();
+  }
+}
+
+/** What write() learnt of an image that streams; `handle` (the growing file, open) is this function's to close. */
+interface Streamable {
+  header: Buffer;
+  detected: 'qcow2' | 'raw';
+  handle: FileHandle;
+  /** When the download ended; rejects when it failed. */
+  downloadEnded: Promise<number>;
+}
+
+async function writeThrough(
+  deps: StreamWriteDeps,
+  ctx: JobContext,
+  file: GrowingFile,
+  io: StreamWriteIo,
+  { header, detected, handle, downloadEnded }: Streamable,
+): Promise<void> {
+  const { arrivals } = file;
+  const size = arrivals.size;
+  const declared = ctx.request.image_type;
   const facts: ImageFacts = {
     url: ctx.request.image_url,
     declared,
@@ -106,9 +144,14 @@ async function write(
     vmdk: undefined,
     volumeBytes: ctx.request.volume_size_gb * GIB,
   };
-  refuseIf(checkHeader(facts));
+  try {
+    refuseIf(checkHeader(facts));
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
 
-  const exported = await NbdExport.open({ file: file.path, arrivals });
+  const exported = await NbdExport.open({ file: file.path, arrivals, handle });
   try {
     const info = await deps.qemuImg.info(exported.uri, detected, inspectLimits(deps.inspect, io.signal));
     refuseIf(checkInfo({ ...facts, info }));
@@ -233,59 +276,6 @@ async function write(
   } finally {
     await exported.close();
   }
-}
-
-async function readHead(path: string, length: number): Promise<Buffer> {
-  const handle = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(head, 0, length, 0);
-    return head.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Rejects when the signal aborts first. */
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-    );
-  });
-}
-
-/** Runs an observable to its end, handing each value on; aborting the signal unsubscribes it (its work stops). */
-function forward<T>(source: Observable<T>, signal: AbortSignal, next: (value: T) => void): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason as Error);
-    const onAbort = () => {
-      subscription.unsubscribe();
-      reject(signal.reason as Error);
-    };
-    const subscription = source.subscribe({
-      next,
-      error: (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-      complete: () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      },
-    });
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** The job log's line for today's path: download, then inspect and convert. */
