@@ -50,6 +50,8 @@ export function formatPercent(fraction: number): string {
 /** What one stage line shows. */
 export interface StageLine {
   stage: string;
+  /** What the line is called when not just its stage (`streaming` has a download and a write line). */
+  label?: string;
   state: 'running' | 'done' | 'failed' | 'cancelled' | 'queued';
   bytesProcessed: number;
   bytesTotal: number | null;
@@ -59,14 +61,14 @@ export interface StageLine {
   queuePosition?: number;
 }
 
-const STAGE_WIDTH = 16;
+const STAGE_WIDTH = 18;
 
 /**
  * One line per stage: bar, share done, bytes, throughput and ETA while it runs; for stages that
  * report no bytes, the elapsed time.
  */
 export function stageLine(line: StageLine): string {
-  const label = `  ${line.stage.padEnd(STAGE_WIDTH)}`;
+  const label = `  ${(line.label ?? line.stage).padEnd(STAGE_WIDTH)}`;
   if (line.state === 'queued') {
     const position = line.queuePosition ? `position ${line.queuePosition} in the queue` : 'in the queue';
     return `${label}${bar(0)}  waiting, ${position}`;
@@ -127,7 +129,11 @@ export function statusText(s: JobStatusDto): string {
         (s.progress.bytes_total
           ? `, ${formatBytes(s.progress.bytes_processed)} / ${formatBytes(s.progress.bytes_total)}`
           : '') +
-        (s.progress.bytes_per_second ? `, ${formatRate(s.progress.bytes_per_second)}` : ''),
+        (s.progress.bytes_per_second ? `, ${formatRate(s.progress.bytes_per_second)}` : '') +
+        // Stage `streaming`: the bytes above are the download; the write runs alongside.
+        (s.progress.write_bytes_total
+          ? `; written ${formatBytes(s.progress.write_bytes_processed ?? 0)} / ${formatBytes(s.progress.write_bytes_total)}`
+          : ''),
     ],
     ['image', s.image_url + (s.image_type ? ` (${s.image_type})` : '')],
     [

@@ -52,12 +52,32 @@ interface Row {
   line: StageLine;
   bar?: SingleBar;
   startedAt: number;
+  /** Stage `streaming`: the write's line, below the download's (this row). */
+  write?: Row;
+}
+
+/** A stage's first line, as lvp sees it start. */
+function newRow(stage: string, label?: string): Row {
+  return {
+    line: {
+      stage,
+      label,
+      state: stage === 'queued' ? 'queued' : 'running',
+      bytesProcessed: 0,
+      bytesTotal: null,
+      bytesPerSecond: null,
+      elapsed: 0,
+    },
+    startedAt: Date.now(),
+  };
 }
 
 /**
  * A terminal view: the job's overall line, then one bar per stage as the job reaches it, with
- * bytes, throughput and ETA from the status (bytes_per_second is the daemon's). Drawn on stderr
- * by cli-progress, which redraws in place ten times a second.
+ * bytes, throughput and ETA from the status (bytes_per_second is the daemon's). Stage `streaming`
+ * (the image is written while it downloads) has two: the download, which goes on from the
+ * `downloading` bar, and the write (write_bytes_processed of write_bytes_total; its rate is lvp's).
+ * Drawn on stderr by cli-progress, which redraws in place ten times a second.
  */
 export class ProgressBarsView implements JobView {
   private bars?: MultiBar;
@@ -118,25 +138,26 @@ export class ProgressBarsView implements JobView {
       // After a pause, the stages drawn before stay on screen above; only the current one is redrawn.
       const current = this.rows.at(-1);
       if (current) current.bar = this.addBar(current);
+      if (current?.write) current.write.bar = this.addBar(current.write);
     }
     const final = ['completed', 'failed', 'cancelled'].includes(status.status);
     const stage = status.progress.stage ?? (status.status === 'pending' ? 'queued' : undefined);
     let row = this.rows.at(-1);
     if (stage && row?.line.stage !== stage) {
-      if (row && row.line.state === 'running') row.line.state = 'done';
-      row = {
-        line: {
-          stage,
-          state: stage === 'queued' ? 'queued' : 'running',
-          bytesProcessed: 0,
-          bytesTotal: null,
-          bytesPerSecond: null,
-          elapsed: 0,
-        },
-        startedAt: Date.now(),
-      };
-      row.bar = this.addBar(row);
-      this.rows.push(row);
+      if (stage === 'streaming' && row?.line.stage === 'downloading' && row.line.state === 'running') {
+        // The download goes on in `streaming`: its bar stays, relabelled; the write's joins it.
+        row.line.stage = stage;
+        row.line.label = 'streaming download';
+      } else {
+        if (row && row.line.state === 'running') this.finish(row, 'done');
+        row = newRow(stage, stage === 'streaming' ? 'streaming download' : undefined);
+        row.bar = this.addBar(row);
+        this.rows.push(row);
+      }
+      if (stage === 'streaming') {
+        row.write = newRow(stage, 'streaming write');
+        row.write.bar = this.addBar(row.write);
+      }
     }
     if (row && row.line.state !== 'done') {
       const p = status.progress;
@@ -145,11 +166,27 @@ export class ProgressBarsView implements JobView {
       // Keep the last rate seen: the final status has none, the "done" line still shows it.
       row.line.bytesPerSecond = p.bytes_per_second ?? row.line.bytesPerSecond;
       row.line.queuePosition = status.queue_position;
-      if (final) {
-        row.line.state = status.status === 'completed' ? 'done' : (status.status as StageLine['state']);
+      if (row.write && typeof p.write_bytes_total === 'number') {
+        const write = row.write.line;
+        write.bytesProcessed = Math.max(write.bytesProcessed, p.write_bytes_processed ?? 0);
+        write.bytesTotal = p.write_bytes_total;
+        const seconds = (Date.now() - row.write.startedAt) / 1000;
+        if (seconds > 0.5 && write.bytesProcessed > 0) write.bytesPerSecond = write.bytesProcessed / seconds;
       }
+      if (final)
+        this.finish(row, status.status === 'completed' ? 'done' : (status.status as StageLine['state']));
     }
     this.overall?.update(status.progress.percent / 100);
+  }
+
+  private finish(row: Row, state: StageLine['state']): void {
+    row.line.state = state;
+    if (row.write && row.write.line.state === 'running') {
+      row.write.line.state = state;
+      // A write that ends done wrote the whole image; the last status during the stage may be older.
+      if (state === 'done' && row.write.line.bytesTotal)
+        row.write.line.bytesProcessed = row.write.line.bytesTotal;
+    }
   }
 
   private addBar(row: Row): SingleBar {
