@@ -58,6 +58,11 @@ describe('terminal formatting', () => {
     ],
     ['a failed stage keeps where it stopped', { state: 'failed' }, /\[#{8}\.{22}\] +25% +failed$/],
     [
+      'stage streaming: its download and write lines carry their own labels',
+      { stage: 'streaming', label: 'streaming write', bytesTotal: 16 * 1024 ** 2 },
+      /^ {2}streaming write +\[#{4}\.{26}\] +13% +2\.00 MiB \/ 16\.0 MiB +1\.00 MiB\/s +ETA 0:14$/,
+    ],
+    [
       'a queued job: its place in the queue',
       { stage: 'queued', state: 'queued', queuePosition: 2 },
       /waiting, position 2 in the queue$/,

@@ -61,7 +61,7 @@ export interface StageLine {
   queuePosition?: number;
 }
 
-const STAGE_WIDTH = 18;
+const STAGE_WIDTH = 20;
 
 /**
  * One line per stage: bar, share done, bytes, throughput and ETA while it runs; for stages that
