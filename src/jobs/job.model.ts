@@ -40,7 +40,8 @@ export interface Job {
   bytesProcessed: number;
   bytesTotal: number | null;
   /**
-   * While `streaming`: bytes qemu-img has written to the volume, of the image's virtual size
+   * While `streaming`: bytes of the image's virtual size qemu-img reports done (its -p progress:
+   * counted when a request is issued, up to 8 requests of 2 MiB ahead of the writes)
    * (bytesProcessed/bytesTotal are then the download's). Kept in memory only: null otherwise.
    */
   writeBytesProcessed?: number | null;

@@ -28,8 +28,9 @@ export class ProgressDto {
 
   @ApiProperty({
     description:
-      'Stage `streaming` only (the image is written while it downloads): bytes qemu-img has written ' +
-      'to the volume so far; bytes_processed/bytes_total are then the download. null in every other stage',
+      'Stage `streaming` only (the image is written while it downloads): bytes of the virtual size ' +
+      'qemu-img reports done (its -p progress counts a request when it is issued, so it runs up to 16 MiB ' +
+      'ahead of what is written); bytes_processed/bytes_total are then the download. null in every other stage',
     nullable: true,
     type: Number,
   })
