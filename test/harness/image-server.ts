@@ -37,6 +37,11 @@ export class ImageServer {
    * started and cannot finish until the test lets it, so the test can act while a job waits.
    */
   readonly holds = new Map<string, Promise<void>>();
+  /**
+   * Paths served without a length, as a generated or proxied download may be: no Content-Length
+   * on HEAD or GET (the body is chunked), no ranges.
+   */
+  readonly unsized = new Set<string>();
   /** Paths answered with a 302 to another URL. */
   readonly redirects = new Map<string, string>();
   /** Paths whose GETs stall (see stall()). */
@@ -122,6 +127,18 @@ export class ImageServer {
       start = Number(range[1]);
       end = range[2] ? Number(range[2]) : size - 1;
       status = 206;
+    }
+    if (this.unsized.has(path)) {
+      served.status = 200;
+      res.writeHead(200, {
+        'content-type': 'application/octet-stream',
+        etag,
+        'last-modified': mtime.toUTCString(),
+      });
+      if (req.method === 'HEAD') return void res.end();
+      const count = counting((n) => (served.bytesSent += n));
+      await pipeline(createReadStream(file, { highWaterMark: 64 * 1024 }), count, res).catch(() => undefined);
+      return;
     }
     served.status = status;
     res.writeHead(status, {
