@@ -164,14 +164,6 @@ export class JobRepository {
   }
 
   /**
-   * Writes the mutable part of a job. `durable: false` commits without the fsync of
-   * `synchronous = FULL`: the row survives a crash of the daemon (it is in the WAL, in the page
-   * cache) and reaches the disk with the next durable commit or `flush()`. Why: an fsync here runs
-   * on the event loop, and while a job's download fills the page cache, ext4 makes the WAL's
-   * fsync wait for that data too: 0.66-0.93 s for a job's final save after a 1 GiB download,
-   * 50 ms for a stage change (measured).
-   */
-  /**
    * Makes every commit so far durable: an fdatasync of the WAL in the thread pool, off the event
    * loop (what synchronous=FULL does at each commit). A checkpoint that moved the rows into the
    * database file synced them already (SQLite does, in WAL mode, at synchronous=NORMAL).
@@ -189,16 +181,16 @@ export class JobRepository {
     }
   }
 
+  /**
+   * Writes the mutable part of a job. `durable: false` commits without the fsync of
+   * `synchronous = FULL`: the row survives a crash of the daemon (it is in the WAL, in the page
+   * cache) and reaches the disk with the next durable commit or `flush()`. Why: an fsync here runs
+   * on the event loop, and while a job's download fills the page cache, ext4 makes the WAL's
+   * fsync wait for that data too: 0.66-0.93 s for a job's final save after a 1 GiB download,
+   * 50 ms for a stage change (measured).
+   */
   save(job: Job, durable = true): void {
-    if (!durable) {
-      this.db.pragma('synchronous = NORMAL');
-      try {
-        this.save(job);
-      } finally {
-        this.db.pragma('synchronous = FULL');
-      }
-      return;
-    }
+    if (!durable) return this.withoutFsync(() => this.save(job));
     this.finished.delete(job.id);
     this.statement(
       `UPDATE jobs SET status = @status, stage = @stage, stage_started_at = @stageStartedAt, percent = @percent, bytes_processed = @bytesProcessed,
@@ -235,9 +227,22 @@ export class JobRepository {
         .run(key, value);
   }
 
-  /** Runs `fn` in one SQLite transaction (submit's checks and insert must not interleave). */
+  /**
+   * Runs `fn` in one SQLite transaction (submit's checks and insert must not interleave), committed
+   * without an fsync on the event loop: the caller makes it durable with `flush()`.
+   */
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.withoutFsync(() => this.db.transaction(fn)());
+  }
+
+  /** Commits at `synchronous = NORMAL` (no fsync); the setting cannot change inside a transaction. */
+  private withoutFsync<T>(fn: () => T): T {
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      return fn();
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 }
 

@@ -106,8 +106,8 @@ export class JobsService implements BeforeApplicationShutdown {
     }
   }
 
-  /** Synchronous: no other request can slip between these checks and the insert. */
-  private insert(request: JobRequest, { idempotencyKey, requestId }: Submission, requestHash: string) {
+  /** The checks and the insert are one synchronous transaction: no other request slips between them. */
+  private async insert(request: JobRequest, { idempotencyKey, requestId }: Submission, requestHash: string) {
     const outcome = this.repository.transaction(() => {
       const again = idempotencyKey ? this.replayed(idempotencyKey, requestHash) : undefined;
       if (again) return { job: again, replayed: true };
@@ -121,6 +121,10 @@ export class JobsService implements BeforeApplicationShutdown {
       );
       return { job, replayed: false };
     });
+    // On disk before the client hears 202 (or a replay's answer): the WAL's fdatasync runs in the
+    // thread pool, so status and SSE answers go on meanwhile (at synchronous=FULL it ran on the
+    // event loop, behind whatever a download had put in the page cache).
+    await this.repository.flush();
     if (!outcome.replayed) {
       this.logger.log({
         ...jobLogFields(outcome.job),
