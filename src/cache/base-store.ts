@@ -39,7 +39,7 @@ export interface KeepRequest {
 export type KeepOutcome = { kept: true; base: GoldenBase; seconds: number } | { kept: false; reason: string };
 
 /**
- * The seam the pipeline uses for golden bases (cache/bases/golden-bases.ts implements it): take a
+ * The seam the pipeline uses for golden bases (cache/bases/base-catalog.ts implements it): take a
  * complete base to clone, or keep one after a conversion.
  */
 export interface BaseStore {
@@ -58,8 +58,9 @@ export interface BaseRecord extends GoldenBase {
 }
 
 /**
- * What the cache, its API and /readyz need besides the pipeline's seam: one implementation per
- * backend (GoldenBases: file volumes, reflinks; ThinBases: lvm-thin, thin snapshots).
+ * What the cache, its API and /readyz need besides the pipeline's seam: one catalog
+ * (GoldenBaseCatalog, bases/base-catalog.ts) driving a storage per backend (bases/base-storage.ts:
+ * FileBaseStorage for file volumes, reflinks; ThinBaseStorage for lvm-thin, thin snapshots).
  */
 export interface BaseCatalog extends BaseStore {
   /** Start-up, after the image index is recovered: half-made bases and orphans go. */

@@ -4,8 +4,9 @@ import { QemuImg } from '../convert/qemu-img';
 import { ConvertModule } from '../convert/convert.module';
 import { StorageModule } from '../storage/storage.module';
 import { BASE_STORE } from './base-store';
-import { GoldenBases } from './bases/golden-bases';
-import { ThinBases } from './bases/thin-bases';
+import { GoldenBaseCatalog } from './bases/base-catalog';
+import { FileBaseStorage } from './bases/file-base-storage';
+import { ThinBaseStorage } from './bases/thin-base-storage';
 import { LvmCli } from '../volumes/lvm-cli';
 import { CacheController } from './cache.controller';
 import { CacheRepository } from './cache.repository';
@@ -21,14 +22,18 @@ import { IMAGE_STORE } from './image-store';
     LvmCli,
     { provide: IMAGE_STORE, useExisting: ImageCache },
     {
-      // Golden bases by backend: thin LVs on lvm-thin, reflinked files otherwise (GoldenBases
-      // says why file volumes on a filesystem without reflinks, and thick LVs, convert).
+      // One catalog of golden bases; its storage by backend: thin LVs on lvm-thin, reflinked files
+      // otherwise (FileBaseStorage says why file volumes on a filesystem without reflinks, and
+      // thick LVs, convert).
       provide: BASE_STORE,
       inject: [Settings, QemuImg, LvmCli],
       useFactory: (settings: Settings, qemuImg: QemuImg, lvm: LvmCli) =>
-        settings.volumes.backend === 'lvm-thin'
-          ? new ThinBases(settings, qemuImg, lvm)
-          : new GoldenBases(settings, qemuImg),
+        new GoldenBaseCatalog(
+          settings,
+          settings.volumes.backend === 'lvm-thin'
+            ? new ThinBaseStorage(settings, qemuImg, lvm)
+            : new FileBaseStorage(settings, qemuImg),
+        ),
     },
   ],
   exports: [IMAGE_STORE, ImageCache, BASE_STORE],

@@ -10,7 +10,7 @@ import { WritableVolume } from './volume-backend';
 /**
  * Thin LVs in LVM_THIN_POOL. A fresh thin LV reads as zeros, so qemu-img skips writing zeros
  * (--target-is-zero) and the pool grows by the image's data only. A volume on an image with a
- * golden base (cache/bases/thin-bases.ts) is a thin snapshot of that base: no byte is written.
+ * golden base (cache/bases/thin-base-storage.ts) is a thin snapshot of that base: no byte is written.
  */
 @Injectable()
 export class LvmThinBackend extends LvmBackend {

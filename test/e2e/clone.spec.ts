@@ -14,7 +14,8 @@ import {
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
-import { GoldenBases } from '../../src/cache/bases/golden-bases';
+import { GoldenBaseCatalog } from '../../src/cache/bases/base-catalog';
+import { FileBaseStorage } from '../../src/cache/bases/file-base-storage';
 import { Settings } from '../../src/config/settings';
 import { QemuImg } from '../../src/convert/qemu-img';
 import { reflinkCopy } from '../../src/volumes/reflink';
@@ -377,7 +378,7 @@ describe('an ext4 volume directory (no reflinks): jobs keep converting and say s
 describe('golden base eviction (BASE_MAX_COUNT) on an XFS volume directory', { skip }, () => {
   const work = makeWorkdir('clone-evict');
   let xfs: ReturnType<typeof xfsLoop>;
-  let bases: GoldenBases;
+  let bases: GoldenBaseCatalog;
   let volumes: string;
 
   /** What a job leaves after converting an image into a fresh volume: the volume, and the image's facts. */
@@ -404,7 +405,7 @@ describe('golden base eviction (BASE_MAX_COUNT) on an XFS volume directory', { s
     const settings = new Settings();
     settings.volumes.dir = volumes;
     settings.bases.maxCount = 1;
-    bases = new GoldenBases(settings, new QemuImg());
+    bases = new GoldenBaseCatalog(settings, new FileBaseStorage(settings, new QemuImg()));
   });
 
   after(() => {

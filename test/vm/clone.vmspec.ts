@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ThinBases } from '../../src/cache/bases/thin-bases';
+import { GoldenBaseCatalog } from '../../src/cache/bases/base-catalog';
+import { ThinBaseStorage } from '../../src/cache/bases/thin-base-storage';
 import { Settings } from '../../src/config/settings';
 import { QemuImg } from '../../src/convert/qemu-img';
 import { BlockDevice } from '../../src/volumes/block-device';
@@ -308,7 +309,7 @@ describe('golden base thin LVs and thin-snapshot clones (VOLUME_BACKEND=lvm-thin
     Object.assign(settings.volumes, { backend: 'lvm-thin', lvmVolumeGroup: VG, lvmThinPool: POOL });
     settings.bases.maxCount = 1;
     const lvm = new LvmCli();
-    const store = new ThinBases(settings, new QemuImg(), lvm);
+    const store = new GoldenBaseCatalog(settings, new ThinBaseStorage(settings, new QemuImg(), lvm));
     const volumes = new LvmThinBackend(settings, lvm, new BlockDevice());
     const signal = new AbortController().signal;
     const converted = async (file: string, name: string) => {

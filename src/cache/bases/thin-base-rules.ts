@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { LvInfo } from '../../volumes/lvm-cli';
 
 /**
- * Names and tags of the golden base thin LVs of the `lvm-thin` backend (thin-bases.ts). A base is
+ * Names and tags of the golden base thin LVs of the `lvm-thin` backend (thin-base-storage.ts). A base is
  * `lvp-base-<hex16>`, a prefix volume-name.ts refuses for user volumes, so no request can name
  * (reuse, overwrite or remove) a base. What the base is lives in its LVM tags, so that start-up
  * knows it without any file:
