@@ -121,7 +121,8 @@ async function parent(): Promise<void> {
   // Required here, not at the top: the worker loads this file too, and must not load minio.
   /* eslint-disable @typescript-eslint/no-require-imports */
   const { S3Server } = require('../test/harness/s3-server') as { S3Server: typeof S3ServerClass };
-  const { daemonNodeFlags } = require('../test/harness/node-flags') as typeof import('../test/harness/node-flags');
+  const { daemonNodeFlags } =
+    require('../test/harness/node-flags') as typeof import('../test/harness/node-flags');
   /* eslint-enable @typescript-eslint/no-require-imports */
   const s3 = await new S3Server(join(dir, 's3')).start();
   s3.seed('object.bin', object);
@@ -131,9 +132,13 @@ async function parent(): Promise<void> {
   for (let round = 1; round <= rounds; round++) {
     for (const mode of ['main', 'worker']) {
       const out = await new Promise<string>((resolve, reject) => {
-        const proc = spawn(process.execPath, [...flags, __filename, 'child', mode, url, join(dir, 'out.bin')], {
-          stdio: ['ignore', 'pipe', 'inherit'],
-        });
+        const proc = spawn(
+          process.execPath,
+          [...flags, __filename, 'child', mode, url, join(dir, 'out.bin')],
+          {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          },
+        );
         let text = '';
         proc.stdout.on('data', (d: Buffer) => (text += d.toString()));
         proc.on('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`child exited ${code}`))));
