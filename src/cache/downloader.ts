@@ -1,12 +1,9 @@
-import { createHash, Hash } from 'node:crypto';
-import { constants, createReadStream } from 'node:fs';
-import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { stat, truncate } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NoSpaceError, SourceError, messageOf } from '../common/errors';
-import type { ImageRef, ImageSource } from '../storage/image-source';
+import type { ImageRef, ImageSource, ReadRequest } from '../storage/image-source';
+import { transferInThread } from './download-thread';
 
 export interface DownloadOptions {
   source: ImageSource;
@@ -36,7 +33,8 @@ export interface Downloaded {
 }
 
 /**
- * Downloads an image into `path`, hashing the bytes as they arrive. A transient failure is retried
+ * Downloads an image into `path`, hashing the bytes as they arrive, in a worker thread of its
+ * own (download-thread.ts) so that the daemon's event loop and heap stay out of it. A transient failure is retried
  * after a delay and resumes from the bytes already on disk (the hash state is rebuilt from that
  * partial file: it is ours, on local disk). If the object changed meanwhile (another etag, or the
  * server sends it whole), the download restarts from zero instead of mixing versions. The file is
@@ -46,57 +44,48 @@ export interface Downloaded {
 export async function download(options: DownloadOptions): Promise<Downloaded> {
   const { source, path, signal } = options;
   let ref = options.ref;
-  let hash = createHash('sha256');
-  let bytes = 0;
   let lastError: Error | undefined;
   let restarts = 0;
+  // In its own thread: the GET, the hash and the writes (download-worker.ts); here, the rules.
+  const transfer = async (offset: number, request?: ReadRequest) =>
+    transferInThread({ path, offset, request, etag: ref.etag }, signal, (bytesOnDisk, received) => {
+      if (received > 0) options.onReceived?.(received);
+      options.onBytes(bytesOnDisk, ref.size);
+    });
   if (options.resumeFromDisk) {
-    ({ hash, bytes } = await rehash(path));
-    options.onBytes(bytes, ref.size);
-    // Every byte arrived before the crash: a range from the end would be answered 416.
-    if (bytes === ref.size) return { sha256: hash.digest('hex'), bytes, etag: ref.etag };
+    const bytes = await sizeOf(path);
+    // Every byte arrived before the crash: a range from the end would be answered 416. Hashed only.
+    if (bytes === ref.size) {
+      const whole = await transfer(bytes);
+      if (whole.kind === 'done') return { sha256: whole.sha256, bytes: whole.bytes, etag: ref.etag };
+    }
   }
 
   for (let attempt = 1; attempt <= options.attempts; attempt++) {
-    if (attempt > 1) {
-      await sleep(options.delayBeforeRetry(attempt - 1), undefined, { signal });
-      ({ hash, bytes } = await rehash(path));
-      options.onRetry?.(attempt - 1, lastError!, bytes);
-    }
+    if (attempt > 1) await sleep(options.delayBeforeRetry(attempt - 1), undefined, { signal });
+    // A retry resumes after the bytes on disk (the thread re-hashes them); a first try starts at 0.
+    const offset = attempt === 1 && !options.resumeFromDisk ? 0 : await sizeOf(path);
+    if (attempt > 1) options.onRetry?.(attempt - 1, lastError!, offset);
     try {
-      const answer = await source.read(ref, bytes, signal);
-      const replaced = ref.etag !== undefined && answer.etag !== undefined && answer.etag !== ref.etag;
-      if (answer.start === 0 && bytes > 0) {
-        // The server sent the object from its start: drop what we had.
+      const outcome = await transfer(offset, await source.readRequest(ref, offset));
+      if (outcome.kind === 'replaced') {
+        // A range of a different version: start over from zero with the new version.
         await truncate(path, 0);
-        ({ hash, bytes } = { hash: createHash('sha256'), bytes: 0 });
-      } else if (replaced && bytes > 0) {
-        // A range of a different version: useless. Start over from zero with the new version.
-        answer.body.destroy();
-        await truncate(path, 0);
-        ref = { ...ref, etag: answer.etag, size: undefined };
-        ({ hash, bytes } = { hash: createHash('sha256'), bytes: 0 });
+        ref = { ...ref, etag: outcome.etag, size: undefined };
         if (++restarts > 3)
           throw new SourceError(`${ref.url} keeps changing while it is downloaded`, { url: ref.url });
         attempt--; // not a failure of the transfer
         continue;
       }
-      if (replaced) ref = { ...ref, etag: answer.etag, size: undefined };
-      bytes = await append(
-        answer.body,
-        path,
-        hash,
-        bytes,
-        (n, chunk) => {
-          options.onReceived?.(chunk);
-          options.onBytes(n, ref.size);
-        },
-        signal,
-      );
-      if (ref.size !== undefined && bytes < ref.size) {
-        throw new SourceError(`${ref.url} ended after ${bytes} of ${ref.size} bytes`, { url: ref.url }, true);
+      if (outcome.etag !== ref.etag) ref = { ...ref, etag: outcome.etag, size: undefined };
+      if (ref.size !== undefined && outcome.bytes < ref.size) {
+        throw new SourceError(
+          `${ref.url} ended after ${outcome.bytes} of ${ref.size} bytes`,
+          { url: ref.url },
+          true,
+        );
       }
-      return { sha256: hash.digest('hex'), bytes, etag: ref.etag };
+      return { sha256: outcome.sha256, bytes: outcome.bytes, etag: ref.etag };
     } catch (error) {
       if (signal.aborted) throw error;
       if ((error as NodeJS.ErrnoException).code === 'ENOSPC') {
@@ -116,85 +105,12 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
   );
 }
 
-async function append(
-  body: NodeJS.ReadableStream,
-  path: string,
-  hash: Hash,
-  start: number,
-  onBytes: (bytes: number, chunk: number) => void,
-  signal: AbortSignal,
-): Promise<number> {
-  let bytes = start;
-  // O_NOFOLLOW: the partial file is never reached through a link (tmp/ itself is checked at start).
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
-  const file = await open(path, flags | (start === 0 ? constants.O_TRUNC : constants.O_APPEND), 0o600);
-  // Each batch of chunks is written, then hashed, then reported: `onBytes` counts bytes that are
-  // in the file, so a reader of the growing file (the NBD export of a streaming convert) never
-  // asks for bytes the file does not hold yet. While one write is in the thread pool the stream
-  // gathers the chunks that arrive (up to highWaterMark) and `writev` takes them in one call:
-  // one write per 16-64 KiB HTTP chunk, each waiting its turn in the pool behind the export's
-  // reads, held the download of a streaming job to a third of the link.
-  const sink = new Writable({
-    highWaterMark: 4 * 1024 * 1024,
-    writev(chunks, done) {
-      const buffers = chunks.map(({ chunk }) => chunk as Buffer);
-      const written = writeAll(file, buffers);
-      // Hashed while the thread pool writes (a failed write fails the transfer; a retry re-hashes
-      // the file from disk).
-      let batch = 0;
-      for (const buffer of buffers) {
-        hash.update(buffer);
-        batch += buffer.length;
-      }
-      written.then(() => {
-        bytes += batch;
-        onBytes(bytes, batch);
-        done();
-      }, done);
-    },
-    final(done) {
-      file.close().then(() => done(), done);
-    },
-    destroy(error, done) {
-      file.close().then(
-        () => done(error),
-        () => done(error),
-      );
-    },
-  });
-  await pipeline(body, sink, { signal });
-  return bytes;
-}
-
-/** Writes every buffer at the file's current position, however many calls it takes. */
-async function writeAll(file: FileHandle, buffers: Buffer[]): Promise<void> {
-  let rest = buffers;
-  while (rest.length > 0) {
-    let { bytesWritten } = await file.writev(rest);
-    const left: Buffer[] = [];
-    for (const buffer of rest) {
-      if (bytesWritten >= buffer.length) bytesWritten -= buffer.length;
-      else {
-        left.push(bytesWritten > 0 ? buffer.subarray(bytesWritten) : buffer);
-        bytesWritten = 0;
-      }
-    }
-    rest = left;
-  }
-}
-
-/** Hash state and length of a partial file, to resume after it. */
-async function rehash(path: string): Promise<{ hash: Hash; bytes: number }> {
-  const hash = createHash('sha256');
-  const size = await stat(path).then(
+/** Bytes in the partial file (0 when there is none). */
+function sizeOf(path: string): Promise<number> {
+  return stat(path).then(
     (s) => s.size,
     () => 0,
   );
-  if (size > 0) {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }))
-      hash.update(chunk as Buffer);
-  }
-  return { hash, bytes: size };
 }
 
 /** A body that stopped mid-way (connection reset, premature close) is worth a retry. */

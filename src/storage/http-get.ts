@@ -3,7 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { LookupFunction } from 'node:net';
 import type { Readable } from 'node:stream';
 import { SourceError, SourceStalledError } from '../common/errors';
-import type { VettedAddress } from './address-policy';
+import type { VettedAddress } from './address-rules';
 import { guardStall, limitWaitForHeaders } from './stall-guard';
 
 export interface HttpGetOptions {

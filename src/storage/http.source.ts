@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Settings } from '../config/settings';
 import { AddressPolicy } from './address-policy';
 import { httpGet, HttpGetOptions, statusError } from './http-get';
-import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
+import { ImageRef, ImageSource, ReadRequest, SIDECAR_MAX_BYTES } from './image-source';
 import { readSmallText } from './read-small';
 
 /** Plain http(s) URLs on any host other than the S3 endpoint. */
@@ -39,19 +39,16 @@ export class HttpSource implements ImageSource {
     };
   }
 
-  async read(ref: ImageRef, offset: number, signal: AbortSignal): Promise<ImageBody> {
-    const headers: Record<string, string> = {};
-    if (offset > 0) {
-      headers.range = `bytes=${offset}-`;
-      // If-Range: a replaced object is sent whole (200) instead of a range of the new version.
-      if (ref.etag) headers['if-range'] = ref.etag;
-    }
-    const response = await httpGet(new URL(ref.url), { headers, signal, ...this.common });
-    if (response.status !== 200 && response.status !== 206) {
-      response.body.resume();
-      throw statusError(ref.url, response.status);
-    }
-    return { body: response.body, start: response.status === 206 ? offset : 0, etag: response.headers.etag };
+  readRequest(ref: ImageRef, offset: number): Promise<ReadRequest> {
+    return Promise.resolve({
+      kind: 'http',
+      url: ref.url,
+      label: ref.url,
+      offset,
+      etag: ref.etag,
+      stallSeconds: this.settings.retry.stallSeconds,
+      addressRules: this.policy.config,
+    });
   }
 
   async sidecar(ref: ImageRef, signal: AbortSignal): Promise<string | undefined> {

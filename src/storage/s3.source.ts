@@ -7,8 +7,7 @@ import type { Client } from 'minio';
 import { SourceError, SourceStalledError } from '../common/errors';
 import { Settings } from '../config/settings';
 import { pingEndpoint, type PingTls } from './endpoint-ping';
-import { httpGet, statusError } from './http-get';
-import { ImageBody, ImageRef, ImageSource, SIDECAR_MAX_BYTES } from './image-source';
+import { ImageRef, ImageSource, ReadRequest, SIDECAR_MAX_BYTES } from './image-source';
 import { readSmallText } from './read-small';
 import { stallLimitedTransport } from './stall-guard';
 import { isUntrustedCertificate } from './tls-error';
@@ -115,29 +114,17 @@ export class S3Source implements ImageSource {
     };
   }
 
-  async read(ref: ImageRef, offset: number, signal: AbortSignal): Promise<ImageBody> {
+  async readRequest(ref: ImageRef, offset: number): Promise<ReadRequest> {
     const where = this.locate(ref.url);
-    const signed = new URL(await this.client!.presignedGetObject(where.bucket, where.key, PRESIGN_SECONDS));
-    const headers: Record<string, string> = {};
-    if (offset > 0) {
-      headers.range = `bytes=${offset}-`;
-      if (ref.etag) headers['if-match'] = `"${ref.etag}"`;
-    }
-    const common = { signal, httpsAgent: this.httpsAgent, stallSeconds: this.stallSeconds, label: ref.url };
-    let response = await httpGet(signed, { headers, ...common });
-    if (response.status === 412) {
-      // The object changed since the first try: start again from byte 0 of the new version.
-      response.body.resume();
-      response = await httpGet(signed, common);
-    }
-    if (response.status !== 200 && response.status !== 206) {
-      const text = await readSmallText(response.body, SIDECAR_MAX_BYTES, ref.url).catch(() => '');
-      throw this.describe(statusError(ref.url, response.status), text);
-    }
+    const signed = await this.client!.presignedGetObject(where.bucket, where.key, PRESIGN_SECONDS);
     return {
-      body: response.body,
-      start: response.status === 206 ? offset : 0,
-      etag: normalizeEtag(response.headers.etag),
+      kind: 's3',
+      url: signed,
+      label: ref.url,
+      offset,
+      etag: ref.etag,
+      stallSeconds: this.stallSeconds,
+      tls: this.tls && { ca: this.tls.ca?.toString(), rejectUnauthorized: this.tls.rejectUnauthorized },
     };
   }
 
@@ -213,15 +200,5 @@ export class S3Source implements ImageSource {
       );
     }
     return error as Error;
-  }
-
-  private describe(error: SourceError, body: string): SourceError {
-    const code = /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
-    if (!code) return error;
-    return new SourceError(
-      `${error.message} (S3 code ${code})`,
-      { ...error.details, s3_code: code },
-      error.retryable,
-    );
   }
 }
