@@ -4,14 +4,13 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { rawReference, sameBytes, sha256File } from '../fixtures/images';
+import { assertVolumeHolds, sha256File } from '../fixtures/images';
 import type { Daemon } from '../harness/daemon';
 import { s3Bed } from '../harness/s3-bed';
 import { BUCKET } from '../harness/s3-server';
 import { readSse, type SseEvent } from '../harness/sse';
 import { waitFor } from '../harness/wait';
 
-const GIB = 1024 ** 3;
 /** The S3 server's pace in these tests: each image takes one to a few seconds to arrive. */
 const SLOW = 4 * 1024 * 1024;
 
@@ -73,14 +72,6 @@ function jobLines(daemon: Daemon, jobId: string): Line[] {
 
 function lineOf(daemon: Daemon, jobId: string, msg: string): Line | undefined {
   return jobLines(daemon, jobId).find((l) => typeof l.msg === 'string' && l.msg.startsWith(msg));
-}
-
-function assertVolumeHolds(volume: string, image: string, format: string, dir: string) {
-  assert.equal(statSync(volume).size, GIB);
-  const reference = rawReference(image, format, dir);
-  truncateSync(reference, GIB);
-  assert.ok(sameBytes(volume, reference), `${volume} differs from qemu-img convert of the image`);
-  rmSync(reference);
 }
 
 describe('streaming convert: a cold image is written while it downloads (STREAM_CONVERT=auto)', () => {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { rawReference, sameBytes, uniqueQcow2 } from '../fixtures/images';
+import { assertVolumeHolds, uniqueQcow2 } from '../fixtures/images';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { s3Bed } from '../harness/s3-bed';
@@ -16,8 +16,6 @@ import { makeWorkdir } from '../harness/workdir';
  * each job takes download-then-convert, completes byte-exact, and its `write path:` line says why.
  * stream-convert.spec.ts covers the streaming path itself.
  */
-
-const GIB = 1024 ** 3;
 
 type Line = Record<string, any>;
 
@@ -37,14 +35,6 @@ async function assertDownloadThenConvert(daemon: Daemon, jobId: string, reason: 
   const msgs = (daemon.jsonLogs() as Line[]).filter((l) => l.job_id === jobId).map((l) => l.msg);
   assert.ok(msgs.includes('image written to the volume'), msgs.join(' | '));
   assert.ok(!msgs.includes('image written to the volume while it downloaded'), msgs.join(' | '));
-}
-
-function assertVolumeHolds(volume: string, image: string, format: string, dir: string) {
-  assert.equal(statSync(volume).size, GIB);
-  const reference = rawReference(image, format, dir);
-  truncateSync(reference, GIB);
-  assert.ok(sameBytes(volume, reference), `${volume} differs from qemu-img convert of the image`);
-  rmSync(reference);
 }
 
 describe('STREAM_CONVERT=auto falls back to download-then-convert, and says why', () => {
