@@ -52,3 +52,19 @@ export async function evict(daemon: Daemon, sha256: string): Promise<void> {
     throw new Error(`cache delete refused: ${answer.status} ${JSON.stringify(answer.body)}`);
   }
 }
+
+/**
+ * Waits until the daemon lists `count` golden bases (a base is verified after the job that made
+ * it: seconds to minutes); returns the seconds waited.
+ */
+export async function basesListed(daemon: Daemon, count: number, timeoutMs = 3_600_000): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    const bases = (await daemon.request('GET', '/api/v1/cache')).body.bases as unknown[];
+    if (bases.length >= count) return (performance.now() - start) / 1000;
+    if (performance.now() - start > timeoutMs) {
+      throw new Error(`expected ${count} golden bases, found ${JSON.stringify(bases)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}

@@ -13,7 +13,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Daemon } from '../test/harness/daemon';
 import { BUCKET, S3Server } from '../test/harness/s3-server';
-import { provisionViaApi } from './api-client';
+import { basesListed, provisionViaApi } from './api-client';
 import { sh, timed } from './exec';
 import { buildImage, type BenchImage } from './images';
 import { median, round, summarize } from './stats';
@@ -77,16 +77,17 @@ export async function measureP9(input: P9Input) {
   });
   const cachePath: Record<string, string> = {};
   const baseSeconds: Record<string, number> = {};
-  for (const key of ['data', 'big'] as const) {
+  const verifiedAfter: Record<string, number> = {};
+  for (const [index, key] of (['data', 'big'] as const).entries()) {
     say(`P9 warming ${key}: download, convert, keep its golden base`);
     const warm = await provisionViaApi(daemon, request(key, `p9-warm-${key}`), 'poll');
     if (warm.job.clone) throw new Error('P9: the first provision of an image cloned (no base can exist yet)');
     cachePath[key] = warm.job.image_path;
     baseSeconds[key] = round(warm.seconds);
+    // The base is verified after the job: the clones below need it listed.
+    verifiedAfter[key] = round(await basesListed(daemon, index + 1));
     await rm(join(volumes, `p9-warm-${key}.raw`), { force: true });
   }
-  const bases = (await daemon.request('GET', '/api/v1/cache')).body.bases as unknown[];
-  if (bases.length !== 2) throw new Error(`P9: expected 2 golden bases, found ${JSON.stringify(bases)}`);
   await sh('sync', []);
   const seconds: Record<string, Record<string, number[]>> = {};
   for (const key of ['data', 'big'] as const) {
@@ -124,7 +125,8 @@ export async function measureP9(input: P9Input) {
       flat: flat <= 1.2,
       seconds_2g: summarize(seconds.data),
       seconds_big: summarize(seconds.big),
-      first_provision_with_base_seconds: baseSeconds,
+      first_provision_seconds: baseSeconds,
+      base_verified_seconds_after_it: verifiedAfter,
       target: 'files on XFS (reflink=1) over a loop device; baseline reads the cached image, page cache warm',
     },
   };

@@ -34,9 +34,23 @@ export interface KeepRequest {
   /** The image the volume was converted from (what the base is compared with), and its format. */
   imagePath: string;
   format: string;
+  /**
+   * The fields of the job's log lines: the lines about the base's verification, which ends after
+   * the job, carry them too (`jq 'select(.job_id == ...)'` finds the whole story).
+   */
+  logFields?: object;
 }
 
-export type KeepOutcome = { kept: true; base: GoldenBase; seconds: number } | { kept: false; reason: string };
+/**
+ * `kept`: the copy of the fresh volume is made (a reflink, a thin snapshot: the job's volume may
+ * change from now on without touching it) and is being verified against the image in the
+ * background; `verified` settles with the complete base, or undefined when it failed verification
+ * (the log says why; nothing of it is left). Only then can a clone be made from it. The image must
+ * stay readable until `verified` settles: the caller holds it.
+ */
+export type KeepOutcome =
+  | { kept: true; path: string; seconds: number; verified: Promise<GoldenBase | undefined> }
+  | { kept: false; reason: string };
 
 /**
  * The seam the pipeline uses for golden bases (cache/bases/base-catalog.ts implements it): take a
@@ -70,6 +84,11 @@ export interface BaseCatalog extends BaseStore {
   readonly limits: { maxBytes: number; maxCount: number };
   /** With its image: the image's bases go too; their clones stay. */
   removeImage(sha256: string): Promise<void>;
+  /**
+   * Shutdown, before the cache's index closes: verifications still running stop (their copies are
+   * removed, as the next start would) and no base is kept any more.
+   */
+  close(): Promise<void>;
 }
 
 export const BASE_STORE = Symbol('BaseStore');

@@ -105,6 +105,8 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
    * the index must know the files jobs downloaded.
    */
   async beforeApplicationShutdown(): Promise<void> {
+    // A base verification still running holds its image: it stops first and lets go of it.
+    await this.bases.close();
     await this.expanded.close();
     await this.index.settled();
   }
@@ -264,22 +266,11 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   }
 
   private acquire(stored: Stored, cacheHit: boolean, expandedPath?: string): LocalImage {
-    this.pins.pin(stored);
+    const release = this.pins.take(stored);
     if (stored.cached && this.index.isDurable(stored.sha256))
       this.repository.touch(stored.sha256, new Date().toISOString());
-    let released = false;
-    return {
-      path: stored.path,
-      sha256: stored.sha256,
-      sizeBytes: stored.size,
-      cacheHit,
-      expandedPath,
-      release: async () => {
-        if (released) return;
-        released = true;
-        this.pins.unpin(stored);
-      },
-    };
+    const { path, sha256, size: sizeBytes } = stored;
+    return { path, sha256, sizeBytes, cacheHit, expandedPath, release, hold: () => this.pins.take(stored) };
   }
 
   private async evict(): Promise<void> {

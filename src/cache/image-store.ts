@@ -28,6 +28,12 @@ export interface LocalImage {
   expandedPath?: string;
   /** Called once the job no longer reads the file (success or not). */
   release(): Promise<void>;
+  /**
+   * One more reader of the file (and of its unpacked and expanded forms), for work that goes on
+   * after the job: a golden base's verification. The file is not evicted or deleted until the
+   * returned function is called.
+   */
+  hold(): () => Promise<void>;
 }
 
 /**

@@ -27,3 +27,20 @@ describe('ReaderPins: a file is let go when its last reader is', () => {
     });
   }
 });
+
+describe('ReaderPins.take: a pin with its own let-go (a job, a golden base verification after it)', () => {
+  it('keeps the file until every taker let go, each counted once however often it calls', async () => {
+    const told: string[] = [];
+    const pins = new ReaderPins<{ path: string }>((file) => told.push(file.path));
+    const file = { path: 'a' };
+    const job = pins.take(file);
+    const verification = pins.take(file);
+    await job();
+    await job();
+    assert.equal(pins.count('a'), 1, 'the verification still reads it');
+    assert.deepEqual(told, []);
+    await verification();
+    assert.equal(pins.count('a'), 0);
+    assert.deepEqual(told, ['a']);
+  });
+});

@@ -24,6 +24,17 @@ export class ReaderPins<T extends { path: string }> {
     this.onLastReader(file);
   }
 
+  /** A pin taken now, let go by the function returned (once, however often it is called). */
+  take(file: T): () => Promise<void> {
+    this.pin(file);
+    let done = false;
+    return async () => {
+      if (done) return;
+      done = true;
+      this.unpin(file);
+    };
+  }
+
   count(path: string): number {
     return this.readers.get(path) ?? 0;
   }

@@ -60,6 +60,23 @@ function lvpTable(dir: string, args: string[], env: Record<string, string>): Tmu
   return tmux;
 }
 
+/**
+ * A job's golden base is verified after the job ends: waits for the line that says how that ended
+ * (with the job's id) and returns it when the base was kept; fails with the reason otherwise.
+ */
+async function keptBaseOf(daemon: Daemon, id: string, timeoutMs = 60_000): Promise<Record<string, any>> {
+  const ended = await waitFor(
+    `the verification of job ${id}'s golden base`,
+    () =>
+      daemon
+        .jsonLogs()
+        .find((l) => l.job_id === id && (l.msg === 'golden base kept' || l.msg === 'no golden base kept')),
+    timeoutMs,
+  );
+  assert.equal(ended.msg, 'golden base kept', JSON.stringify(ended));
+  return ended;
+}
+
 /** The stages a job reports, from its event stream, until it ends. */
 function stagesOf(daemon: Daemon, jobId: string): Promise<string[]> {
   const stages: string[] = [];
@@ -80,17 +97,19 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
   let reference: string;
   let sha256: string;
   const env = () => ({ VOLUME_DIR: volumes, CACHE_DIR: join(work.dir, 'cache'), LOG_LEVEL: 'info' });
-  const provision = async (volume: string, image = 'small.qcow2') => {
+  const provision = async (volume: string, image = 'small.qcow2', sizeGb = 1) => {
     const submitted = await daemon.provision({
       image_url: `${server.url}/${image}`,
       volume_name: volume,
-      volume_size_gb: 1,
+      volume_size_gb: sizeGb,
       image_type: 'qcow2',
     });
     assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
     return submitted.body.job_id as string;
   };
   const jobLines = (id: string) => daemon.jsonLogs().filter((l) => l.job_id === id && !l.audit);
+  /** The base a job copied, once its verification (after the job) kept it: that log line. */
+  const keptBy = (id: string) => keptBaseOf(daemon, id);
 
   before(async () => {
     mkdirSync(www);
@@ -124,8 +143,10 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     assert.equal(final.clone, false);
     assert.equal(final.clone_base, null);
     assert.ok(sameBytes(join(volumes, 'vm-a.raw'), reference));
-    const kept = jobLines(id).find((l) => l.msg === 'golden base kept');
-    assert.ok(kept, JSON.stringify(jobLines(id).map((l) => l.msg)));
+    const copied = jobLines(id).find((l) => l.msg === 'golden base copied: verifying it after the job');
+    assert.ok(copied, JSON.stringify(jobLines(id).map((l) => l.msg)));
+    const kept = await keptBy(id);
+    assert.equal(kept.base, String(copied.base).replace(/\.partial$/, '.raw'));
     // Its recorded digest is that of the image as raw data (qemu-img convert of the source).
     const imageRaw = rawReference(smallQcow2(), 'qcow2', work.dir);
     assert.equal(kept.raw_sha256, sha256File(imageRaw));
@@ -229,8 +250,7 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
       /the clone from the golden base failed \(ENOENT.*\); converting/,
     );
     // The vanished base was forgotten, so this conversion kept a new one, verified like the first.
-    const kept = lines.find((l) => l.msg === 'golden base kept');
-    assert.ok(kept, lines.map((l) => l.msg).join(' | '));
+    const kept = await keptBy(id);
     assert.equal(sha256File(basePath), kept.raw_sha256);
     const cache = (await daemon.request('GET', '/api/v1/cache')).body;
     assert.deepEqual(
@@ -258,45 +278,50 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     ]);
   });
 
-  it('removes a half-made base at start-up after kill -9 while it was being made; the resumed job converts again', async () => {
-    // 192 MiB of data: comparing and hashing the base takes long enough to catch it half-made.
+  it('completes the job before its base is verified; kill -9 during the verification: the restart removes the half-made base, the next job keeps one', async () => {
+    // 6 GiB virtual (192 MiB of data): hashing the whole base takes seconds after the job ends,
+    // long enough to find it half-made.
     const big = uniqueQcow2(work.dir, 'big', 192);
+    execFileSync('qemu-img', ['resize', '-q', '-f', 'qcow2', big, '6G']);
     copyFileSync(big, join(www, 'big.qcow2'));
-    const id = await provision('vm-big', 'big.qcow2');
+    const id = await provision('vm-big', 'big.qcow2', 6);
     const bases = join(volumes, '.lvp-bases');
-    await waitFor(
-      'a half-made base',
-      () => existsSync(bases) && readdirSync(bases).some((n) => n.endsWith('.partial')),
-      60_000,
-      5,
-    );
+    const final = await daemon.waitFinal(id);
+    assert.equal(final.status, 'completed', final.error);
+    // The job ended with its base still being verified: a partial file, not listed, not cloned.
+    const partial = readdirSync(bases).filter((n) => n.endsWith('.partial'));
+    assert.equal(partial.length, 1, readdirSync(bases).join(' '));
+    const bigSha = sha256File(big);
+    const listed = (await daemon.request('GET', '/api/v1/cache')).body.bases.map((b: any) => b.sha256);
+    assert.ok(!listed.includes(bigSha), 'a base being verified is not listed');
+    assert.ok(!jobLines(id).some((l) => l.msg === 'golden base kept'), 'not verified yet');
     await daemon.kill9();
     daemon = await new Daemon({ dir: work.dir, env: env() }).start();
     assert.ok(
       daemon.jsonLogs().some((l) => /half-made or orphaned golden base/.test(String(l.msg))),
       'start-up says what it removed',
     );
-    // RESUME_INTERRUPTED (the default): the job goes on into the volume it created before the
-    // crash. That volume is reused and converted into again, never taken for a clone target.
-    const final = await daemon.waitFinal(id);
-    assert.equal(final.status, 'completed', final.error);
-    assert.equal(final.resumed, 1);
-    assert.equal(final.clone, false);
-    assert.ok(sameBytes(join(volumes, 'vm-big.raw'), volumeReference(big, work.dir)));
-    const msgs = jobLines(id).map((l) => l.msg);
-    assert.ok(msgs.includes('volume this job created before the restart reused'), msgs.join(' | '));
-    assert.ok(msgs.includes('image written to the volume'), msgs.join(' | '));
-    // No partial left; the one base there is the complete one the resumed job kept, verified.
-    const kept = jobLines(id).find((l) => l.msg === 'golden base kept');
-    assert.ok(kept, msgs.join(' | '));
+    // (The directory goes with its last base.)
+    const left = existsSync(bases) ? readdirSync(bases) : [];
+    assert.ok(!left.some((n) => n.startsWith(bigSha)), left.join(' '));
+    // The completed job stays completed; the next fresh volume of that image converts (no base to
+    // clone) and keeps a base, verified after it.
+    assert.equal((await daemon.status(id)).body.status, 'completed');
+    const next = await daemon.waitFinal(await provision('vm-big-2', 'big.qcow2', 6));
+    assert.equal(next.status, 'completed', next.error);
+    assert.equal(next.clone, false);
+    const kept = await keptBaseOf(daemon, next.job_id, 120_000);
     assert.equal(sha256File(kept.base as string), kept.raw_sha256);
-    const bigSha = sha256File(big);
     const key = basename(kept.base as string, '.raw');
     assert.equal(key, `${bigSha}-${virtualSizeOf(big)}`);
-    assert.deepEqual(readdirSync(bases).sort(), [`${key}.json`, `${key}.raw`]);
     assert.deepEqual(
-      (await daemon.request('GET', '/api/v1/cache')).body.bases.map((b: any) => b.sha256),
-      [bigSha],
+      readdirSync(bases)
+        .filter((n) => n.startsWith(bigSha))
+        .sort(),
+      [`${key}.json`, `${key}.raw`],
+    );
+    assert.ok(
+      (await daemon.request('GET', '/api/v1/cache')).body.bases.some((b: any) => b.sha256 === bigSha),
     );
   });
 
@@ -416,12 +441,18 @@ describe('golden base eviction (BASE_MAX_COUNT) on an XFS volume directory', { s
   it('waits while a clone is being made from the base it would evict, and evicts it once the clone is done', async () => {
     const first = converted(smallQcow2(), 'vm-1');
     const signal = new AbortController().signal;
-    assert.equal((await bases.keep(first, signal)).kept, true);
+    /** Copied, then verified (in the background: awaited here). */
+    const keep = async (request: ReturnType<typeof converted>) => {
+      const outcome = await bases.keep(request, signal);
+      assert.ok(outcome.kept, JSON.stringify(outcome));
+      assert.ok(await outcome.verified, 'verified');
+    };
+    await keep(first);
     const lease = bases.acquire(first.sha256, first.virtualSize);
     assert.ok(lease);
     // A second image's base puts the bases over BASE_MAX_COUNT=1 while the first is being cloned.
     const second = converted(uniqueQcow2(work.dir, 'other'), 'vm-2');
-    assert.equal((await bases.keep(second, signal)).kept, true);
+    await keep(second);
     assert.deepEqual(
       bases
         .list()
@@ -503,7 +534,9 @@ describe(
     });
 
     it('evicts a base only once the clone being made from it is done, through the API', async () => {
-      assert.equal((await daemon.waitFinal(await provision('vm-1', 'small.qcow2'))).status, 'completed');
+      const first = await daemon.waitFinal(await provision('vm-1', 'small.qcow2'));
+      assert.equal(first.status, 'completed', first.error);
+      await keptBaseOf(daemon, first.job_id);
       assert.deepEqual(await listed(), [[small.sha256, 0]]);
       // The clone's reflink opens the base first: a write lease on the base holds it there.
       const lease = await FileLease.take(small.base);
@@ -515,7 +548,7 @@ describe(
         // A second image's base: two bases for BASE_MAX_COUNT=1, and the LRU one is being cloned.
         const second = await daemon.waitFinal(await provision('vm-3', 'other.qcow2'));
         assert.equal(second.status, 'completed', second.error);
-        assert.ok(daemon.jsonLogs().some((l) => l.job_id === second.job_id && l.msg === 'golden base kept'));
+        await keptBaseOf(daemon, second.job_id);
         assert.deepEqual(
           (await listed()).sort(),
           [
@@ -671,8 +704,7 @@ describe('a cold job streamed onto an XFS volume directory (STREAM_CONVERT=auto)
     assert.match(String(created?.no_clone_because), /written while it downloads/);
     assert.ok(sameBytes(join(volumes, 'vm-streamed.raw'), volumeReference(image, work.dir)));
     // The streamed write leaves a golden base behind, as a converted one does: the next job clones.
-    const kept = lines.find((l) => l.msg === 'golden base kept');
-    assert.ok(kept, `no base kept: ${JSON.stringify(lines.find((l) => l.msg === 'no golden base kept'))}`);
+    await keptBaseOf(daemon, id);
     const next = await daemon.provision({
       image_url: `${server.url}/${basename(image)}`,
       volume_name: 'vm-streamed-clone',

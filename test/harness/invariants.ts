@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Daemon } from './daemon';
+import { waitFor } from './wait';
 
 export interface InvariantOptions {
   /** The daemon's working directory (var/ lives under it). */
@@ -63,6 +64,15 @@ export async function checkInvariants(daemon: Daemon, options: InvariantOptions)
   const leftovers = existsSync(tmp) ? readdirSync(tmp) : [];
   if (!options.allowRunning) assert.deepEqual(leftovers, [], '(c) files left in the cache tmp area');
 
+  // A golden base is verified after its job ended: its verification ends (kept or removed) first.
+  const basesDir = join(volumesDir, BASES_DIR);
+  if (!options.allowRunning && existsSync(basesDir)) {
+    await waitFor(
+      'the golden bases being verified to be kept or removed',
+      () => !existsSync(basesDir) || !readdirSync(basesDir).some((f) => f.endsWith('.partial')),
+      120_000,
+    );
+  }
   const { body: cache } = await daemon.request('GET', '/api/v1/cache');
   for (const entry of cache.entries) {
     const file = join(options.dir, 'var/cache/sha256', entry.sha256);
@@ -79,7 +89,8 @@ const BASES_DIR = '.lvp-bases';
 
 /**
  * (f) every file in the bases directory is a complete base the daemon lists (its .raw and .json)
- * of an image it has cached; a half-made one (.partial) only while jobs may still run; the
+ * of an image it has cached; a half-made one (.partial) only while jobs may still run (checkInvariants
+ * waits for the verifications that go on after jobs to end); the
  * directory exists only while it holds something.
  */
 function checkBases(dir: string, cache: any, allowRunning?: boolean): void {

@@ -17,8 +17,9 @@ type Line = Record<string, unknown>;
 
 /**
  * A storage of our own port (no file, no LV) that records what the catalog asks of it, in order
- * ("make a-…", "remove a-…"), and the lines logged through it. `bytes`: what a base counts;
- * `roomReason`: why none fits; `fail`: make throws; `refuse`: remove fails (an open LV).
+ * ("copy a-…", "verify a-…", "remove a-…"), and the lines logged through it. `bytes`: what a
+ * base counts; `roomReason`: why none fits; `copyFails`: copy throws; `fail`: verify throws;
+ * `refuse`: remove fails (an open LV); `hold()`: verify waits until let go (or aborted).
  */
 class RecordingStorage implements BaseStorage {
   readonly calls: string[] = [];
@@ -28,6 +29,7 @@ class RecordingStorage implements BaseStorage {
   bytes = MIB;
   roomReason?: string;
   fail?: string;
+  copyFails?: string;
   refuse = false;
   gate?: Promise<void>;
   supported: CloneSupport = { enabled: true };
@@ -47,9 +49,16 @@ class RecordingStorage implements BaseStorage {
     this.calls.push(`room ${key}`);
     return this.roomReason ? { reason: this.roomReason } : { bytes: this.bytes };
   }
-  async make(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
-    this.calls.push(`make ${key}`);
-    await this.gate;
+  async copy(key: string, _request: KeepRequest, signal: AbortSignal): Promise<{ path: string }> {
+    this.calls.push(`copy ${key}`);
+    if (signal.aborted) throw new Error('aborted');
+    if (this.copyFails) throw new Error(this.copyFails);
+    return { path: `/bases/${key}.partial` };
+  }
+  async verify(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
+    this.calls.push(`verify ${key}`);
+    const aborted = new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+    await Promise.race([this.gate, aborted]);
     if (signal.aborted) throw new Error('aborted');
     if (this.fail) throw new Error(this.fail);
     return record(request.sha256, request.virtualSize, this.bytes, new Date().toISOString());
@@ -75,7 +84,7 @@ class RecordingStorage implements BaseStorage {
   keysOf(kind: string): string[] {
     return this.calls.filter((c) => c.startsWith(`${kind} `)).map((c) => c.slice(kind.length + 1));
   }
-  /** Holds `make` (in `gate`) until the function returned is called. */
+  /** Holds `verify` (in `gate`) until the function returned is called. */
   hold(): () => void {
     let open = () => {};
     this.gate = new Promise((resolve) => (open = resolve));
@@ -90,7 +99,8 @@ function record(sha256: string, virtualSize: number, allocatedBytes: number, at:
 
 const request = (sha256: string, virtualSize = SIZE): KeepRequest => {
   const volume = { volumePath: `/volumes/vm-${sha256[0]}`, volumeName: `vm-${sha256[0]}` };
-  return { sha256, virtualSize, ...volume, imagePath: `/cache/${sha256}`, format: 'qcow2' };
+  const logFields = { job_id: `job-${sha256[0]}` };
+  return { sha256, virtualSize, ...volume, imagePath: `/cache/${sha256}`, format: 'qcow2', logFields };
 };
 
 type Limits = Partial<{ maxBytes: number; maxCount: number; cloneFromBase: 'auto' | 'off' }>;
@@ -112,9 +122,11 @@ const listed = (bases: GoldenBaseCatalog) => bases.list().map((b) => `${b.sha256
 const evicted = (storage: RecordingStorage) =>
   storage.lines.filter((l) => l.msg === 'golden base eviction').map((l) => l.base);
 
+/** A base kept: copied, then verified. */
 async function kept(bases: GoldenBaseCatalog, sha256: string, virtualSize = SIZE) {
   const outcome = await bases.keep(request(sha256, virtualSize), signal());
-  assert.equal(outcome.kept, true, JSON.stringify(outcome));
+  assert.ok(outcome.kept, JSON.stringify(outcome));
+  assert.ok(await outcome.verified, 'verified');
   // Apart in time: the order of last uses is never a tie.
   await sleep(5);
 }
@@ -201,7 +213,7 @@ describe('GoldenBaseCatalog.keep: when no base is made', () => {
     storage.supported = { enabled: true };
     storage.roomReason = 'thin pool vg/pool is nearly full';
     assert.deepEqual(await keepA(bases), refused('thin pool vg/pool is nearly full'));
-    assert.deepEqual(storage.keysOf('make'), []);
+    assert.deepEqual(storage.keysOf('copy'), []);
   });
 
   it('keeps none that BASE_MAX_COUNT=0 or BASE_MAX_BYTES leave no room for', async () => {
@@ -214,33 +226,77 @@ describe('GoldenBaseCatalog.keep: when no base is made', () => {
       const { maxBytes, maxCount } = limits;
       const reason = `BASE_MAX_BYTES (${maxBytes}) / BASE_MAX_COUNT (${maxCount}) leave no room for it`;
       assert.deepEqual(await keepA(bases), refused(reason));
-      assert.deepEqual(storage.keysOf('make'), []);
+      assert.deepEqual(storage.keysOf('copy'), []);
     }
   });
 
-  it('makes one base per image and size: not again, not twice at once', async () => {
+  it('makes one base per image and size: not again, not twice at once; none is cloned before it is verified', async () => {
     const { bases, storage } = catalog();
     const open = storage.hold();
-    const first = bases.keep(request(A), signal());
-    while (storage.keysOf('make').length === 0) await sleep(1);
+    const first = await bases.keep(request(A), signal());
+    assert.ok(first.kept, 'copied: the job goes on');
+    assert.equal(first.path, `/bases/${key(A)}.partial`);
+    assert.deepEqual(storage.keysOf('verify'), [key(A)], 'verifying after the job');
+    assert.equal(bases.acquire(A, SIZE), undefined, 'no clone from a base not yet verified');
+    assert.deepEqual(bases.list(), []);
     assert.deepEqual(await keepA(bases), refused('another job is making the base of this image'));
     open();
-    assert.equal((await first).kept, true);
+    const base = await first.verified;
+    assert.equal(base?.sha256, A);
+    assert.ok(bases.acquire(A, SIZE), 'verified: cloned');
     assert.deepEqual(await keepA(bases), refused('a base of this image exists already'));
     await kept(bases, A, 2 * SIZE);
-    assert.deepEqual(storage.keysOf('make'), [key(A), key(A, 2 * SIZE)]);
+    assert.deepEqual(storage.keysOf('copy'), [key(A), key(A, 2 * SIZE)]);
   });
 
-  it("says why making failed, and lets a later job try again; a cancelled job's error is thrown", async () => {
+  it("logs how the verification ended with the job's fields; a failed one lets a later job try again", async () => {
     const { bases, storage } = catalog();
     storage.fail = 'the copy does not read as the image';
-    assert.deepEqual(await keepA(bases), refused('the copy does not read as the image'));
+    const outcome = await keepA(bases);
+    assert.ok(outcome.kept);
+    assert.equal(await outcome.verified, undefined);
+    const failed = storage.lines.find((l) => l.msg === 'no golden base kept');
+    assert.deepEqual(failed, {
+      job_id: 'job-a',
+      reason: 'the copy does not read as the image',
+      msg: 'no golden base kept',
+    });
+    assert.equal(bases.acquire(A, SIZE), undefined);
+    storage.fail = undefined;
+    await kept(bases, A);
+    const ok = storage.lines.find((l) => l.msg === 'golden base kept');
+    assert.equal(ok?.job_id, 'job-a');
+    assert.equal(ok?.raw_sha256, A);
+    assert.equal(typeof ok?.seconds, 'number');
+    assert.deepEqual(listed(bases), ['a:0']);
+  });
+
+  it("says why the copy failed, in the job; a cancelled job's error is thrown; a later job tries again", async () => {
+    const { bases, storage } = catalog();
+    storage.copyFails = 'reflink: EXDEV';
+    assert.deepEqual(await keepA(bases), refused('reflink: EXDEV'));
+    storage.copyFails = undefined;
     const cancelled = new AbortController();
     cancelled.abort();
     await assert.rejects(bases.keep(request(A), cancelled.signal), /aborted/);
-    storage.fail = undefined;
+    assert.deepEqual(storage.keysOf('verify'), []);
     await kept(bases, A);
     assert.deepEqual(listed(bases), ['a:0']);
+  });
+
+  it('close stops the verifications still running and keeps no base after', async () => {
+    const { bases, storage } = catalog();
+    storage.hold();
+    const outcome = await keepA(bases);
+    assert.ok(outcome.kept);
+    await bases.close();
+    assert.equal(await outcome.verified, undefined, 'close waited for it');
+    assert.equal(
+      storage.lines.find((l) => l.msg === 'no golden base kept')?.reason,
+      'the daemon is stopping',
+    );
+    assert.deepEqual(await bases.keep(request(B), signal()), refused('the daemon is stopping'));
+    assert.deepEqual(bases.list(), []);
   });
 });
 
@@ -274,12 +330,12 @@ describe('GoldenBaseCatalog: release, removal with the image, start-up', () => {
     const { bases, storage } = catalog();
     await kept(bases, A);
     const open = storage.hold();
-    const making = bases.keep(request(B), signal());
-    while (storage.keysOf('make').length < 2) await sleep(1);
+    const making = await bases.keep(request(B), signal());
+    assert.ok(making.kept);
     await bases.removeImage(A);
     assert.ok(!storage.calls.includes('emptied'), 'B is being made beside it');
     open();
-    assert.equal((await making).kept, true);
+    assert.ok(await making.verified);
   });
 
   it('takes up the complete bases the storage finds, evicting beyond the limits; none with CLONE_FROM_BASE=off', async () => {

@@ -25,7 +25,11 @@ export class GoldenBaseCatalog implements BaseCatalog {
   private readonly bases = new Map<string, BaseRecord>();
   /** Clones being made from each base (by key): it is not evicted or removed meanwhile. */
   private readonly leases = new Map<string, number>();
+  /** Bases being made: copied by a job, being verified in the background (`keep`). */
   private readonly making = new Set<string>();
+  private readonly verifying = new Set<Promise<BaseRecord | undefined>>();
+  private readonly stopping = new AbortController();
+  private closed = false;
 
   constructor(
     private readonly settings: Settings,
@@ -76,7 +80,15 @@ export class GoldenBaseCatalog implements BaseCatalog {
     };
   }
 
+  /**
+   * After a job converted an image into a fresh volume: copies the volume (in the job: reflink or
+   * thin snapshot, milliseconds), then verifies the copy against the image in the background
+   * (qemu-img compare, sha256 of its raw content: seconds to minutes, which the job no longer
+   * waits for). Until that ends the base is being made: no clone is made from it, and no other
+   * job makes it again. The caller keeps the image readable until `verified` settles.
+   */
   async keep(request: KeepRequest, signal: AbortSignal): Promise<KeepOutcome> {
+    if (this.closed) return { kept: false, reason: 'the daemon is stopping' };
     const support = await this.support();
     if (!support.enabled) return { kept: false, reason: support.reason ?? 'clones are off' };
     const key = this.storage.keyOf(request.sha256, request.virtualSize);
@@ -93,17 +105,54 @@ export class GoldenBaseCatalog implements BaseCatalog {
     }
     this.making.add(key);
     const started = Date.now();
+    let path: string;
     try {
-      const base = await this.storage.make(key, request, signal);
-      this.bases.set(key, base);
-      await this.evict();
-      return { kept: true, base, seconds: (Date.now() - started) / 1000 };
+      ({ path } = await this.storage.copy(key, request, signal));
     } catch (error) {
+      this.making.delete(key);
+      await this.tidyIfEmpty();
       if (signal.aborted) throw error;
       return { kept: false, reason: messageOf(error) };
+    }
+    const verified = this.verifyLater(key, request);
+    this.verifying.add(verified);
+    void verified.finally(() => this.verifying.delete(verified));
+    return { kept: true, path, seconds: (Date.now() - started) / 1000, verified };
+  }
+
+  /** The background half of `keep`: never rejects; the log says how it ended, with the job's fields. */
+  private async verifyLater(key: string, request: KeepRequest): Promise<BaseRecord | undefined> {
+    const started = Date.now();
+    try {
+      const base = await this.storage.verify(key, request, this.stopping.signal);
+      this.bases.set(key, base);
+      this.storage.logger.log({
+        ...request.logFields,
+        base: base.path,
+        raw_sha256: base.rawSha256,
+        seconds: (Date.now() - started) / 1000,
+        msg: 'golden base kept',
+      });
+      await this.evict();
+      return base;
+    } catch (error) {
+      this.storage.logger.warn({
+        ...request.logFields,
+        reason: this.stopping.signal.aborted ? 'the daemon is stopping' : messageOf(error),
+        msg: 'no golden base kept',
+      });
+      return undefined;
     } finally {
       this.making.delete(key);
+      await this.tidyIfEmpty().catch(() => undefined);
     }
+  }
+
+  /** Shutdown: verifications still running stop (their copies are removed); no base is kept after. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopping.abort();
+    await Promise.all([...this.verifying]);
   }
 
   /** Complete bases, most recently used first, with the clones being made from each. */

@@ -22,8 +22,16 @@ export interface BaseStorage {
   recover(isCached: (sha256: string) => boolean, off: boolean): Promise<Map<string, BaseRecord>>;
   /** Before a base is made: the bytes it will count against BASE_MAX_BYTES, or why none can be made. */
   room(key: string, request: KeepRequest): Promise<{ bytes: number } | { reason: string }>;
-  /** Makes the base of a fresh volume and verifies it against the image; on failure removes what it made. */
-  make(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord>;
+  /**
+   * In the job, while its fresh volume holds exactly the image: the copy-on-write copy of it that
+   * becomes the base (partial until `verify`); on failure removes what it made. Milliseconds.
+   */
+  copy(key: string, request: KeepRequest, signal: AbortSignal): Promise<{ path: string }>;
+  /**
+   * After the job, in the background: compares the copy with the image, hashes it and completes it
+   * (only then is it a base); on failure or abort removes it.
+   */
+  verify(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord>;
   /** The last use of a base (`base.lastUsedAt`), kept across a restart where this storage can. */
   recordUse(key: string, base: BaseRecord): Promise<void>;
   /** A clone found no base (removed behind the daemon's back): what is left of it goes; said in the log. */

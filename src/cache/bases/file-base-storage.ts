@@ -81,13 +81,19 @@ export class FileBaseStorage implements BaseStorage {
     return { bytes: (await stat(request.volumePath)).blocks * 512 };
   }
 
-  async make(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
-    try {
-      return await this.makeFiles(key, request, signal);
-    } catch (error) {
-      await this.removeFiles(key);
-      throw error;
-    }
+  /** A reflink copy of the fresh volume, cut to the image's virtual size (`<key>.partial`). */
+  async copy(key: string, request: KeepRequest): Promise<{ path: string }> {
+    return this.removingOnFailure(key, async () => {
+      preparePrivateDir(this.layout.dir, 'the golden bases directory');
+      const partial = this.layout.partial(key);
+      await reflinkCopy(request.volumePath, partial);
+      await truncate(partial, request.virtualSize);
+      return { path: partial };
+    });
+  }
+
+  async verify(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
+    return this.removingOnFailure(key, () => this.complete(key, request, signal));
   }
 
   /** The last use survives a restart; a lost update only makes the base look older. */
@@ -129,14 +135,11 @@ export class FileBaseStorage implements BaseStorage {
   }
 
   /**
-   * A reflink copy of the fresh volume, cut to the image's virtual size, compared with the image
-   * by qemu-img, its raw content hashed; the record is written last: only then is it complete.
+   * The copy compared with the image by qemu-img, its raw content hashed; the record is written
+   * last: only then is it complete.
    */
-  private async makeFiles(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
-    preparePrivateDir(this.layout.dir, 'the golden bases directory');
+  private async complete(key: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
     const partial = this.layout.partial(key);
-    await reflinkCopy(request.volumePath, partial);
-    await truncate(partial, request.virtualSize);
     const options = {
       signal,
       timeoutMs: this.settings.jobs.timeoutSeconds * 1000,
@@ -165,6 +168,15 @@ export class FileBaseStorage implements BaseStorage {
     await rename(`${record}.tmp`, record);
     await fsyncPath(this.layout.dir);
     return base;
+  }
+
+  private async removingOnFailure<T>(key: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      await this.removeFiles(key);
+      throw error;
+    }
   }
 
   /** A base's files (not the directory: the catalog says when it holds nothing, `emptied`). */

@@ -31,6 +31,8 @@ export class ThinBaseStorage implements BaseStorage {
   readonly logger = new Logger('ThinBases');
   private readonly vg: string;
   private readonly pool: string;
+  /** When each base being made was copied (its tags say so too): its creation time once complete. */
+  private readonly madeAt = new Map<string, number>();
 
   constructor(
     private readonly settings: Settings,
@@ -98,23 +100,39 @@ export class ThinBaseStorage implements BaseStorage {
   }
 
   /**
-   * Thin snapshot of the fresh volume (tagged partial), cut to the image's virtual size (the
-   * volume held nothing past it: a fresh thin LV reads zeros and qemu-img wrote only the image),
-   * compared with the image, hashed, made read-only; the tag change that completes it comes last.
+   * A thin snapshot of the fresh volume, tagged partial (no byte copied). Its tags carry when it
+   * was made: what `verify` records as the base's creation.
    */
-  async make(name: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
+  async copy(name: string, request: KeepRequest): Promise<{ path: string }> {
     const madeAt = Date.now();
     const tags = [OWNER_TAG, ...partialTags(request.sha256, request.virtualSize, madeAt)];
+    // A failed lvcreate may mean the name was taken: nothing of ours to remove.
     await this.lvm.snapshotThin(this.vg, request.volumeName, name, tags);
-    this.logger.log({ base: name, volume: request.volumeName, msg: 'making a golden base LV' });
+    this.madeAt.set(name, madeAt);
+    this.logger.log({
+      ...request.logFields,
+      base: name,
+      volume: request.volumeName,
+      msg: 'making a golden base LV',
+    });
+    return { path: `/dev/${this.vg}/${name}` };
+  }
+
+  /**
+   * The snapshot cut to the image's virtual size (the volume held nothing past it: a fresh thin LV
+   * reads zeros and qemu-img wrote only the image), compared with the image, hashed, made
+   * read-only; the tag change that completes it comes last. On failure the snapshot goes.
+   */
+  async verify(name: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
     try {
-      return await this.verify(name, request, signal, madeAt);
+      return await this.complete(name, request, signal);
     } catch (error) {
-      // Only the LV this call made (a failed lvcreate may mean the name was taken: not ours to remove).
       await this.removeLv(name).catch((removal: unknown) =>
         this.logger.warn({ base: name, error: messageOf(removal), msg: 'could not remove a failed base' }),
       );
       throw error;
+    } finally {
+      this.madeAt.delete(name);
     }
   }
 
@@ -153,12 +171,7 @@ export class ThinBaseStorage implements BaseStorage {
   async emptied(): Promise<void> {}
 
   /** Cut to size, compared, hashed, made read-only, completed. */
-  private async verify(
-    name: string,
-    request: KeepRequest,
-    signal: AbortSignal,
-    madeAt: number,
-  ): Promise<BaseRecord> {
+  private async complete(name: string, request: KeepRequest, signal: AbortSignal): Promise<BaseRecord> {
     let lv = await this.lvOf(name);
     if (lv.sizeBytes > request.virtualSize) {
       // lvm rounds up to whole extents: the base may stay a little larger, zeros past the image.
@@ -179,7 +192,7 @@ export class ThinBaseStorage implements BaseStorage {
     const rawSha256 = await sha256Of(path, signal, request.virtualSize);
     await this.lvm.setReadOnly(this.vg, name);
     await this.lvm.retag(this.vg, name, completeTags(rawSha256));
-    const at = new Date(madeAt).toISOString();
+    const at = new Date(this.madeAt.get(name) ?? Date.now()).toISOString();
     return {
       sha256: request.sha256,
       virtualSize: request.virtualSize,

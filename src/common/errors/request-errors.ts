@@ -83,7 +83,9 @@ export class CacheEntryInUseError extends DomainError {
   readonly code = 'cache_entry_in_use';
   readonly status = 409;
   constructor(sha256: string, users: number) {
-    super(`cached image ${sha256} is being read by ${users} running job(s); delete it after they finish`);
+    super(
+      `cached image ${sha256} is being read by ${users} running job(s) or golden base verification(s); delete it after they finish`,
+    );
   }
 }
 
