@@ -295,6 +295,10 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     const listed = (await daemon.request('GET', '/api/v1/cache')).body.bases.map((b: any) => b.sha256);
     assert.ok(!listed.includes(bigSha), 'a base being verified is not listed');
     assert.ok(!jobLines(id).some((l) => l.msg === 'golden base kept'), 'not verified yet');
+    // The verification holds the image like a running job: it cannot be deleted under it.
+    const refused = await daemon.request('DELETE', `/api/v1/cache/${bigSha}`);
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.error_code, 'cache_entry_in_use');
     await daemon.kill9();
     daemon = await new Daemon({ dir: work.dir, env: env() }).start();
     assert.ok(
