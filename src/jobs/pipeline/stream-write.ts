@@ -231,6 +231,10 @@ async function writeThrough(
     }
     const convertEnded = Date.now();
     const downloadEndedAt = await abortable(downloadEnded, io.signal);
+    // The download started again from its first byte after qemu-img had read the file (the bytes
+    // kept across a crash hashed wrong, so the cache fetched the whole image once more): what was
+    // written came from the damaged bytes. The stream stage writes again from the finished file.
+    if (arrivals.failed) throw arrivals.failed;
     written = virtualSize;
     downloaded = size;
     report();
