@@ -1,10 +1,25 @@
-import { open } from 'node:fs/promises';
+import { open, readFile, realpath } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { commandError, run } from '../common/exec';
 
-/** Adapter over blkdiscard: zeroes a byte range of a block device without writing from user space. */
+/**
+ * Adapter over blkdiscard (zeroes a byte range of a block device without writing from user space),
+ * and the kernel's own account of a device's size (sysfs).
+ */
 @Injectable()
 export class BlockDevice {
+  /**
+   * The device's size in bytes as the kernel has it (`/sys/class/block/<dm-N>/size`, in 512-byte
+   * sectors): no process to start, unlike `lvs` (0.6-2.4 s per call in the TCG test guest).
+   */
+  async sizeOf(device: string): Promise<number> {
+    const node = basename(await realpath(device));
+    const sectors = Number((await readFile(`/sys/class/block/${node}/size`, 'utf8')).trim());
+    if (!Number.isSafeInteger(sectors)) throw new Error(`cannot read the size of ${device} from sysfs`);
+    return sectors * 512;
+  }
+
   /**
    * Makes [offset, offset + length) read as zeros. blkdiscard --zeroout wants whole sectors, so a
    * partial first sector is zeroed by a plain write.

@@ -29,7 +29,7 @@ export class LvmBackend implements VolumeBackend {
   constructor(
     settings: Settings,
     protected readonly lvm: LvmCli,
-    private readonly blocks: BlockDevice,
+    protected readonly blocks: BlockDevice,
   ) {
     this.vg = settings.volumes.lvmVolumeGroup;
   }
