@@ -10,7 +10,7 @@ import { TestCa } from '../harness/pki';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
 import { freePort } from '../harness/ports';
-import { smallQcow2, smallRaw } from '../fixtures/images';
+import { smallQcow2, smallRaw, uniqueQcow2 } from '../fixtures/images';
 
 const TOKEN = 'tok-cli-0123456789abcdef';
 const MIB = 1024 * 1024;
@@ -204,10 +204,15 @@ describe('lvp, the command-line client, against a real daemon', () => {
     }
   });
 
-  /** The downloading line of the pane: its percentage and bytes done, when it shows some. */
-  function downloadLine(pane: string): { percent: number; done: string } | undefined {
-    const match = /downloading\s+\[[#.]+\]\s+(\d+)%\s+([\d.]+ \w+) \//.exec(pane);
+  /** A stage line of the pane (`downloading`, `streaming download`, ...): its percentage and bytes done, when it shows some. */
+  function barLine(pane: string, label: string): { percent: number; done: string } | undefined {
+    const match = new RegExp(`${label}\\s+\\[[#.]+\\]\\s+(\\d+)%\\s+([\\d.]+ \\w+) /`).exec(pane);
     return match ? { percent: Number(match[1]), done: match[2] } : undefined;
+  }
+
+  /** The download's line: `downloading`, or `streaming download` once the image is written while it downloads. */
+  function downloadLine(pane: string): { percent: number; done: string } | undefined {
+    return barLine(pane, 'downloading') ?? barLine(pane, 'streaming download');
   }
 
   function lvpInTmux(args: string[]): void {
@@ -223,26 +228,88 @@ describe('lvp, the command-line client, against a real daemon', () => {
     tmux.start(`${command.join(' ')}; echo "LVP-EXIT=$?"; sleep 600`);
   }
 
-  it('draws a progress bar that advances during a download, in a real terminal (tmux)', async () => {
-    server.bytesPerSecond = 2 * MIB;
+  it('draws a download bar and a write bar while a job streams, in a real terminal (tmux); the percent never goes down', async () => {
+    // 64 MiB of data at 8 MiB/s: the image is written while it downloads (STREAM_CONVERT=auto, the
+    // default), for about 8 s. (qemu-img's progress counts requests as it issues them, 16 MiB ahead:
+    // with less data the write bar would be full at once.) The same job is followed twice: in tmux
+    // (bars) and as JSON lines.
+    copyFileSync(uniqueQcow2(work.dir, 'tty-stream', 64), join(www, 'tty-stream.qcow2'));
+    server.bytesPerSecond = 8 * MIB;
     try {
-      lvpInTmux(['provision', image('tty'), 'vm-cli-tty', '--size', '1', '--wait']);
-      const first = await waitFor('a download bar with bytes done', () => {
-        const line = downloadLine(tmux.capture());
-        return line && line.percent > 0 && line.percent < 100 ? line : undefined;
+      lvpInTmux(['provision', `${server.url}/tty-stream.qcow2`, 'vm-cli-tty', '--size', '1', '--wait']);
+      const jobId = await waitFor('the job id', () => /job ([0-9a-f-]{36}) /.exec(tmux.capture())?.[1]);
+      const json = new Lvp(['watch', jobId], env());
+      const panes: string[] = [];
+      const sample = () => {
+        const pane = tmux.capture();
+        panes.push(pane);
+        return pane;
+      };
+      const first = await waitFor('both streaming bars, the download under way', () => {
+        const pane = sample();
+        const download = barLine(pane, 'streaming download');
+        const write = barLine(pane, 'streaming write');
+        return download && write && download.percent < 100 ? { download, write } : undefined;
       });
-      const second = await waitFor('the bar to advance', () => {
-        const line = downloadLine(tmux.capture());
-        return line && line.percent > first.percent ? line : undefined;
+      await waitFor('both bars to advance', () => {
+        const pane = sample();
+        const download = barLine(pane, 'streaming download');
+        const write = barLine(pane, 'streaming write');
+        return (
+          download &&
+          write &&
+          download.percent > first.download.percent &&
+          write.percent > first.write.percent
+        );
       });
-      assert.notEqual(second.done, first.done);
       const pane = await waitFor('lvp to end', () => {
-        const text = tmux.capture();
+        const text = sample();
         return /LVP-EXIT=\d+/.test(text) ? text : undefined;
       });
       assert.match(pane, /LVP-EXIT=0/, pane);
       assert.match(pane, /completed: volume vm-cli-tty/);
+      assert.match(pane, /streaming download +\[#{30}\] +100% +done/, pane);
+      assert.match(pane, /streaming write +\[#{30}\] +100% +done +128 MiB/, pane);
+      assert.doesNotMatch(pane, /converting/, 'a streamed job has no converting stage');
       assert.match(pane, /MiB\/s/, 'throughput was shown');
+      // The overall line lvp drew, sample by sample, never went back.
+      const shown = panes.flatMap((p) => {
+        const match = /job [0-9a-f]{8} \w+ +\[[#.]+\] +([\d.]+)%/.exec(p);
+        return match ? [Number(match[1])] : [];
+      });
+      assert.ok(shown.length >= 3, `overall line seen ${shown.length} times`);
+      assert.deepEqual(
+        shown,
+        [...shown].sort((a, b) => a - b),
+        `overall percent went back: ${shown.join(' ')}`,
+      );
+
+      // What lvp received: during `streaming`, both byte counts; every count and the percent monotone.
+      const result = await json.done;
+      assert.equal(result.code, 0, result.stderr);
+      const streaming = result.lines.filter((line) => line.progress?.stage === 'streaming');
+      assert.ok(streaming.length >= 3, `${streaming.length} streaming events`);
+      for (const field of ['percent', 'bytes_processed', 'write_bytes_processed']) {
+        const values = streaming.map((line) => line.progress[field]);
+        assert.deepEqual(
+          values,
+          [...values].sort((a, b) => a - b),
+          `${field}: ${values.join(' ')}`,
+        );
+      }
+      const percents = result.lines.map((line) => line.progress.percent);
+      assert.deepEqual(
+        percents,
+        [...percents].sort((a, b) => a - b),
+        `percent: ${percents.join(' ')}`,
+      );
+      assert.ok(streaming.every((line) => line.progress.write_bytes_total === 128 * MIB));
+      const midway = streaming.find(
+        (line) =>
+          line.progress.write_bytes_processed > 0 &&
+          line.progress.bytes_processed < line.progress.bytes_total,
+      );
+      assert.ok(midway, 'a status showed bytes written before the download had ended');
     } finally {
       server.bytesPerSecond = 0;
       tmux.kill();

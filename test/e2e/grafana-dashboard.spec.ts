@@ -152,7 +152,9 @@ describe('every panel of the Grafana dashboard selects data from a real Promethe
       const slowId = slow.body.job_id as string;
       await waitFor('the slow job to download', async () => {
         const { body } = await bed.daemon.status(slowId);
-        return body.progress.stage === 'downloading' && body.progress.bytes_processed > 0;
+        // Cold, so written while it downloads: the download goes on in stage `streaming`.
+        const stage = body.progress.stage;
+        return (stage === 'downloading' || stage === 'streaming') && body.progress.bytes_processed > 0;
       });
       // Seen running and downloading by at least one scrape, for the gauges and the byte rate.
       await prometheus.until(

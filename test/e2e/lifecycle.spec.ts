@@ -98,17 +98,21 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
     }
   });
 
-  it('cancels during converting: qemu-img is gone, the created volume is removed, status cancelled', async () => {
+  // The image is cold, so it is written while it downloads (STREAM_CONVERT=auto, the default):
+  // qemu-img writes in stage `streaming`, long after the 2 MB download ended. The next case
+  // cancels in `converting` (a cache hit by then, so download-then-convert).
+  it('cancels while qemu-img writes a cold image (streaming): qemu-img is gone, the created volume is removed, status cancelled', async () => {
     const { body } = await daemon.provision({
       image_url: `${server.url}/slow.qcow2`,
       volume_name: 'vm-cancel-new',
       volume_size_gb: 2,
       image_type: 'qcow2',
     });
-    await daemon.reachStage(body.job_id, 'converting');
+    await daemon.reachStage(body.job_id, 'streaming');
+    // The stage begins once the header checks passed; the volume is made, then qemu-img writes it.
     const volume = join(volumes, 'vm-cancel-new.raw');
-    assert.ok(existsSync(volume));
     await waitFor('qemu-img to be running', () => processesMentioning(volume).length > 0, 10_000);
+    assert.ok(existsSync(volume));
 
     const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
     assert.equal(cancelled.status, 200);
@@ -133,6 +137,7 @@ describe('job lifecycle: queueing, concurrency, cancel and timeout', () => {
       image_type: 'qcow2',
     });
     await daemon.reachStage(body.job_id, 'converting');
+    await waitFor('qemu-img to be running', () => processesMentioning(volume).length > 0, 10_000);
     const cancelled = await daemon.request('DELETE', `/api/v1/cancel/${body.job_id}`);
     assert.equal(cancelled.body.status, 'cancelled');
     assert.deepEqual(processesMentioning(volume), []);

@@ -38,7 +38,9 @@ describe('a daemon killed with SIGKILL mid-job, started again with RESUME_INTERR
     completedJob = done.body.job_id;
     assert.equal((await daemon.waitFinal(completedJob)).status, 'completed');
 
-    // One job converting (slow qcow2), one downloading from a slow server, one waiting in the queue.
+    // One job converting (slow qcow2: cold, so written while it downloads, stage `streaming`, with
+    // qemu-img at work long after its 2 MB arrived), one downloading from a slow server, one waiting
+    // in the queue.
     convertingJob = (
       await daemon.provision({
         image_url: `${server.url}/slow.qcow2`,
@@ -49,7 +51,10 @@ describe('a daemon killed with SIGKILL mid-job, started again with RESUME_INTERR
     ).body.job_id;
     await waitFor(
       'the conversion to start',
-      async () => (await daemon.status(convertingJob)).body.progress.stage === 'converting' || undefined,
+      async () =>
+        ((await daemon.status(convertingJob)).body.progress.stage === 'streaming' &&
+          processesMentioning(join(volumes, 'vm-conv.raw')).length > 0) ||
+        undefined,
     );
     server.bytesPerSecond = 256 * 1024;
     downloadingJob = (

@@ -18,6 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { checkInvariants, report } from '../harness/invariants';
+import { processesMentioning } from '../harness/processes';
 import { BUCKET, S3Server } from '../harness/s3-server';
 import { waitFor } from '../harness/wait';
 import { makeWorkdir } from '../harness/workdir';
@@ -289,7 +290,12 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
     assertByteExact(join(volumes, 'vm-whole.raw'), image, work.dir);
   });
 
-  /** Submits `image` (slow.qcow2: seconds of qemu-img CPU) into `volume` and kills the daemon mid-conversion. */
+  /**
+   * Submits `image` (slow.qcow2: seconds of qemu-img CPU) into `volume` and kills the daemon
+   * mid-conversion. A cold image is written while it downloads (STREAM_CONVERT=auto, the default):
+   * its 2 MB arrive at once, and qemu-img goes on converting in stage `streaming` for seconds; the
+   * kill waits for the download to be verified and in the store and for qemu-img to be at work.
+   */
   async function interruptedConversion(
     volume: string,
     sizeGb: number,
@@ -306,7 +312,17 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
     assert.equal(status, 202, JSON.stringify(body));
     await waitFor(
       'the conversion to start',
-      async () => (await d.status(body.job_id)).body.progress.stage === 'converting' || undefined,
+      async () => {
+        const { stage } = (await d.status(body.job_id)).body.progress;
+        if (stage === 'converting') return true;
+        const downloaded = d.jsonLogs().some((l) => l.job_id === body.job_id && l.msg === 'download done');
+        return (
+          (stage === 'streaming' &&
+            downloaded &&
+            processesMentioning(join(volumes, `${volume}.raw`)).length > 0) ||
+          undefined
+        );
+      },
       JOB_MS,
     );
     await d.kill9();
@@ -323,7 +339,10 @@ describe('a crash loses no job: pending jobs run again, an interrupted download 
       'the resumed job to convert again',
       async () => {
         const { body } = await d.status(jobId);
-        return (body.resumed === 1 && body.progress.stage === 'converting') || undefined;
+        // Written from the restored download: converted, or streamed when the job opened the
+        // download before the re-hash put it back in the store.
+        const writing = ['converting', 'streaming'].includes(body.progress.stage);
+        return (body.resumed === 1 && writing && processesMentioning(volume).length > 0) || undefined;
       },
       JOB_MS,
     );

@@ -328,11 +328,15 @@ describe('cache eviction and limits', () => {
       volume_size_gb: 2,
       image_type: 'qcow2',
     });
-    await waitFor(
-      'the conversion to start',
-      async () =>
-        (await t.daemon.status(submitted.body.job_id)).body.progress.stage === 'converting' || undefined,
-    );
+    // Cold, so written while it downloads: its 2 MB are verified and in the store at once, and
+    // qemu-img reads them for seconds more in stage `streaming`.
+    await waitFor('the conversion to start', async () => {
+      const { stage } = (await t.daemon.status(submitted.body.job_id)).body.progress;
+      const downloaded = t.daemon
+        .jsonLogs()
+        .some((l) => l.job_id === submitted.body.job_id && l.msg === 'download done');
+      return stage === 'converting' || (stage === 'streaming' && downloaded) || undefined;
+    });
     const deleting = await t.daemon.request('DELETE', `/api/v1/cache/${busy}`);
     assert.equal(deleting.status, 409);
     assert.equal(deleting.body.error_code, 'cache_entry_in_use');
