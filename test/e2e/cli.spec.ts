@@ -238,7 +238,7 @@ describe('lvp, the command-line client, against a real daemon', () => {
     try {
       lvpInTmux(['provision', `${server.url}/tty-stream.qcow2`, 'vm-cli-tty', '--size', '1', '--wait']);
       const jobId = await waitFor('the job id', () => /job ([0-9a-f-]{36}) /.exec(tmux.capture())?.[1]);
-      const json = new Lvp(['watch', jobId], env());
+      const json = new Lvp(['watch', jobId], env(), 180_000);
       const panes: string[] = [];
       const sample = () => {
         const pane = tmux.capture();
@@ -262,10 +262,15 @@ describe('lvp, the command-line client, against a real daemon', () => {
           write.percent > first.write.percent
         );
       });
-      const pane = await waitFor('lvp to end', () => {
-        const text = sample();
-        return /LVP-EXIT=\d+/.test(text) ? text : undefined;
-      });
+      // About 10 s alone; far more on a loaded machine (18 s seen with the download at half speed).
+      const pane = await waitFor(
+        'lvp to end',
+        () => {
+          const text = sample();
+          return /LVP-EXIT=\d+/.test(text) ? text : undefined;
+        },
+        120_000,
+      );
       assert.match(pane, /LVP-EXIT=0/, pane);
       assert.match(pane, /completed: volume vm-cli-tty/);
       assert.match(pane, /streaming download +\[#{30}\] +100% +done/, pane);
