@@ -371,9 +371,11 @@ describe('lvp, the command-line client, against a real daemon', () => {
       // Bytes in the partial file, not only the stage: the download thread takes a moment to start,
       // and a crash before its first write leaves nothing to resume from.
       await waitFor('lvp to report downloaded bytes', () =>
-        run
-          .lines()
-          .some((line) => line.progress?.stage === 'downloading' && line.progress.bytes_processed > 0),
+        run.lines().some(
+          (line) =>
+            // Cold, so written while it downloads: the download goes on in stage `streaming`.
+            ['downloading', 'streaming'].includes(line.progress?.stage) && line.progress.bytes_processed > 0,
+        ),
       );
       const port = daemon.port;
       // A crash mid-download, then a start on the same address: the job resumes and completes.
