@@ -177,6 +177,27 @@ export class Daemon {
    * Resolves when the job's event stream (SSE) reports `stage` (or one of them); rejects if the job
    * ends first. WRITE_STAGES: the job writes into its volume, whichever path it took.
    */
+  /**
+   * Resolves once the job writes into its volume (so the volume exists): stage `converting`, or
+   * `streaming` once qemu-img has issued writes (the volume is made inside that stage, after the
+   * image's header arrived). Rejects if the job ends first.
+   */
+  reachWrite(jobId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stream = readSse(`${this.url}/api/v1/jobs/${jobId}/events`, (event) => {
+        const { stage, write_bytes_processed: written } = event.data.progress;
+        if (stage === 'converting' || (stage === 'streaming' && written > 0)) {
+          stream.close();
+          resolve();
+        }
+      });
+      stream.done.then(
+        () => reject(new Error(`job ${jobId} ended before it wrote into its volume`)),
+        () => undefined,
+      );
+    });
+  }
+
   reachStage(jobId: string, stage: string | readonly string[]): Promise<void> {
     const stages: readonly string[] = typeof stage === 'string' ? [stage] : stage;
     return new Promise((resolve, reject) => {

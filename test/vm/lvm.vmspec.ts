@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { Daemon, WRITE_STAGES } from '../harness/daemon';
+import { Daemon } from '../harness/daemon';
 import { ImageServer } from '../harness/image-server';
 import { processesMentioning } from '../harness/processes';
 import { waitFor } from '../harness/wait';
@@ -189,7 +189,7 @@ describe('LVM backends on real device-mapper', () => {
 
     it('removes the LV it created when cancelled mid-conversion, and keeps a reused one', async () => {
       const fresh = await submit(thick, 'slow.qcow2', 'vm-cancel');
-      await thick.reachStage(fresh.body.job_id, WRITE_STAGES);
+      await thick.reachWrite(fresh.body.job_id);
       assert.ok(lv('vm-cancel'));
       const cancelled = await thick.request('DELETE', `/api/v1/cancel/${fresh.body.job_id}`);
       assert.equal(cancelled.body.status, 'cancelled');
@@ -197,7 +197,7 @@ describe('LVM backends on real device-mapper', () => {
       assert.equal(lv('vm-cancel'), undefined, 'the created LV must be removed');
 
       const reused = await submit(thick, 'slow.qcow2', 'vm-odd');
-      await thick.reachStage(reused.body.job_id, WRITE_STAGES);
+      await thick.reachWrite(reused.body.job_id);
       await thick.request('DELETE', `/api/v1/cancel/${reused.body.job_id}`);
       assert.ok(lv('vm-odd'), 'a reused LV must never be removed');
     });
@@ -264,7 +264,7 @@ describe('LVM backends on real device-mapper', () => {
   describe('a daemon killed with SIGKILL mid-conversion (resume on, the default)', () => {
     it('resumes the job after restart and completes it into the same LV, byte-exact', async () => {
       const { body } = await submit(thick, 'slow.qcow2', 'vm-resume');
-      await thick.reachStage(body.job_id, WRITE_STAGES);
+      await thick.reachWrite(body.job_id);
       const before = lv('vm-resume');
       assert.ok(before, 'the job created its LV before converting');
       await thick.kill9();
@@ -309,7 +309,7 @@ describe('LVM backends on real device-mapper', () => {
   describe('a daemon killed with SIGKILL mid-conversion, RESUME_INTERRUPTED=false', () => {
     it('reports the job failed after restart and removes the LV it created', async () => {
       const { body } = await submit(thick, 'slow.qcow2', 'vm-crash');
-      await thick.reachStage(body.job_id, WRITE_STAGES);
+      await thick.reachWrite(body.job_id);
       assert.ok(lv('vm-crash'));
       await thick.kill9();
       await waitFor(
