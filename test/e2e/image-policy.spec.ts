@@ -192,6 +192,12 @@ describe('never trust an image: the inspection policy', () => {
     qemuImg('create', '-f', 'qcow2', join(www, 'warm.qcow2'), '2G');
     const inspected = (jobId: string) =>
       daemon.jsonLogs().find((l) => l.job_id === jobId && l.msg === 'image inspected: safe to open');
+    // Cached first (a prefetch): a cold provision would stream, inspecting through its own export.
+    const prefetched = await daemon.request('POST', '/api/v1/cache/prefetch', {
+      image_url: `${server.url}/warm.qcow2`,
+    });
+    assert.equal(prefetched.status, 202, JSON.stringify(prefetched.body));
+    assert.equal((await daemon.waitFinal(prefetched.body.job_id)).status, 'completed');
     const first = await provision('warm.qcow2', 'qcow2', 'vm-warm-1', 2);
     assert.equal(first.status, 'completed', first.error);
     assert.equal(inspected(first.job_id)?.qemu_img_ran, true);
