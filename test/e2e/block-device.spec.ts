@@ -3,12 +3,12 @@ import { execFileSync } from 'node:child_process';
 import { symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { BlockDevice } from '../../src/volumes/block-device';
+import { BlockDevice, deviceNumbers } from '../../src/volumes/block-device';
 import { makeWorkdir } from '../harness/workdir';
 
 const MIB = 1024 * 1024;
 
-describe('BlockDevice.sizeOf: a block device size from sysfs, through the link that names it', () => {
+describe('BlockDevice.sizeOf: a block device size from sysfs, by its node numbers', () => {
   const work = makeWorkdir('block-device');
   const loops: string[] = [];
   after(() => {
@@ -30,5 +30,20 @@ describe('BlockDevice.sizeOf: a block device size from sysfs, through the link t
 
   it('fails for a path that is no block device', async () => {
     await assert.rejects(new BlockDevice().sizeOf(join(work.dir, 'missing')), /ENOENT/);
+    await assert.rejects(new BlockDevice().sizeOf(work.dir), /is not a block device/);
+  });
+
+  it('splits a dev_t as glibc does, numbers above 255 and 4095 included', () => {
+    // makedev(major, minor) = (minor & 0xff) | ((major & 0xfff) << 8) | ((minor & ~0xff) << 12) | ((major & ~0xfff) << 32)
+    const makedev = (major: bigint, minor: bigint) =>
+      (minor & 0xffn) | ((major & 0xfffn) << 8n) | ((minor & ~0xffn) << 12n) | ((major & ~0xfffn) << 32n);
+    for (const [major, minor] of [
+      [7, 3],
+      [253, 0],
+      [259, 65_536],
+      [4_100, 300],
+    ]) {
+      assert.deepEqual(deviceNumbers(makedev(BigInt(major), BigInt(minor))), { major, minor });
+    }
   });
 });
