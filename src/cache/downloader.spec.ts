@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -162,6 +163,35 @@ describe('download(): the transfer runs in a thread of its own', () => {
     assert.equal(received, SIZE - kept, 'bytes fetched on resume');
     assert.equal(result.bytes, SIZE);
     assert.equal(result.sha256, expectedSha256());
+  });
+
+  it('restarts a replaced object in a new file: a reader holding the old one keeps the bytes it read', async () => {
+    const path = join(dir, 'replaced');
+    // 8 MiB kept from an older version of the object ("v0"; the server now serves "v1").
+    const old = Buffer.alloc(8 * MIB, 0xab);
+    writeFileSync(path, old);
+    // The NBD export of a streaming convert holds the growing file open like this.
+    const reader = await open(path, 'r');
+    try {
+      const reported: number[] = [];
+      const result = await download(
+        options(path, {
+          ref: { url: `${base}/object`, size: SIZE, etag: '"v0"' },
+          resumeFromDisk: true,
+          onBytes: (bytes) => reported.push(bytes),
+        }),
+      );
+      assert.equal(result.sha256, expectedSha256());
+      assert.equal(result.etag, '"v1"');
+      assert.ok(reported.includes(0), 'readers are told the file starts over');
+      // Truncating and rewriting the file in place would hand this reader short reads, then v1's bytes.
+      const seen = Buffer.alloc(old.length);
+      const { bytesRead } = await reader.read(seen, 0, seen.length, 0);
+      assert.equal(bytesRead, old.length);
+      assert.ok(seen.equals(old), "the held file's bytes changed under its reader");
+    } finally {
+      await reader.close();
+    }
   });
 
   it("tells the source's refusal as the same SourceError: HTTP 404, not retryable", async () => {

@@ -1,4 +1,4 @@
-import { stat, truncate } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NoSpaceError, SourceError, messageOf } from '../common/errors';
@@ -69,8 +69,9 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
     try {
       const outcome = await transfer(offset, await source.readRequest(ref, offset));
       if (outcome.kind === 'replaced') {
-        // A range of a different version: start over from zero with the new version.
-        await truncate(path, 0);
+        // A range of a different version: start over from zero with the new version, in a new
+        // file (a reader holding the old one keeps its bytes until told: transfer.ts).
+        await rm(path, { force: true });
         ref = { ...ref, etag: outcome.etag, size: undefined };
         if (++restarts > 3)
           throw new SourceError(`${ref.url} keeps changing while it is downloaded`, { url: ref.url });

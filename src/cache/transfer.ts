@@ -1,6 +1,6 @@
 import { createHash, Hash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { open, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { open, rm, stat, type FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { SourceError } from '../common/errors';
@@ -48,8 +48,8 @@ export async function transferOnce(
   const answer = await readBody(job.request, signal);
   const replaced = job.etag !== undefined && answer.etag !== undefined && answer.etag !== job.etag;
   if (answer.start === 0 && bytes > 0) {
-    // The server sent the object from its start: drop what we had, and tell readers at once.
-    await truncate(job.path, 0);
+    // The server sent the object from its start: drop what we had (append starts a new file), and
+    // tell readers at once.
     ({ hash, bytes } = { hash: createHash('sha256'), bytes: 0 });
     progress(0, 0, true);
   } else if (replaced && bytes > 0) {
@@ -70,9 +70,13 @@ async function append(
   signal: AbortSignal,
 ): Promise<number> {
   let bytes = start;
+  // From byte 0 the bytes go into a new file, never over the old one's: a reader that holds the old
+  // file open (the NBD export of a streaming convert) keeps reading the bytes it was promised until
+  // it is told the download restarted, instead of finding them truncated or replaced under it.
+  if (start === 0) await rm(path, { force: true });
   // O_NOFOLLOW: the partial file is never reached through a link (tmp/ itself is checked at start).
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW;
-  const file = await open(path, flags | (start === 0 ? constants.O_TRUNC : constants.O_APPEND), 0o600);
+  const file = await open(path, flags | (start === 0 ? constants.O_EXCL : constants.O_APPEND), 0o600);
   // Each batch of chunks is written, then hashed, then reported: progress counts bytes that are
   // in the file, so a reader of the growing file (the NBD export of a streaming convert) never
   // asks for bytes the file does not hold yet. While one write is in the thread pool the stream

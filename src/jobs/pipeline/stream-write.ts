@@ -93,6 +93,13 @@ async function write(
     await abortable(io.downloadDone, io.signal);
     return io.emit(afterDownload('the download ended before the write could begin'));
   }
+  if (arrivals.failed) {
+    // The source sent the object again from its first byte before the write began: the file at
+    // this path is the new one, shorter than what had arrived. Nothing is written yet.
+    await handle.close();
+    await abortable(io.downloadDone, io.signal);
+    return io.emit(afterDownload('the download started over before the write could begin'));
+  }
   try {
     const header = await readHead(handle, Math.min(HEADER_BYTES, size));
     const wrapper = detectWrapper(header);
