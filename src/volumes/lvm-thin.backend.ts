@@ -60,10 +60,8 @@ export class LvmThinBackend extends LvmBackend {
     this.checkRoom(lvs, sizeBytes);
     await this.lvm.snapshotThin(this.vg, baseName, name, [OWNER_TAG]);
     if (sizeBytes > base.sizeBytes) await this.lvm.extend(this.vg, name, sizeBytes);
-    // Its size from the kernel, not a third `lvs`: each lvm command costs a warm job its time.
-    const path = this.pathFor(name);
-    const size = await this.blocks.sizeOf(path);
-    return { name, path, sizeBytes: size, readsAsZeros: false, cacheMode: 'none', clonedFrom: basePath };
+    // Not known to read zeros: it holds the base's bytes.
+    return { ...(await this.created(name, false)), clonedFrom: basePath };
   }
 
   /**

@@ -99,18 +99,19 @@ export class LvmBackend implements VolumeBackend {
     this.logger.log({ volume_name: name, vg: this.vg, msg: 'removed LV' });
   }
 
-  /** The LV as created; `readsAsZeros` only when the kind of LV guarantees it. */
+  /**
+   * The LV just made (by lvcreate, or as a thin snapshot); `readsAsZeros` only when the kind of LV
+   * guarantees it. Its size from the kernel, not another `lvs`: each lvm command costs a job its
+   * time (0.6-2.4 s in the TCG test guest).
+   */
   protected async created(name: string, readsAsZeros: boolean): Promise<WritableVolume> {
-    const lv = (await this.lvm.lvs(this.vg)).find((l) => l.name === name);
-    if (!lv) throw new VolumeMissingError(`${this.vg}/${name}`);
+    const path = this.pathFor(name);
+    const sizeBytes = await this.blocks.sizeOf(path).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') throw new VolumeMissingError(`${this.vg}/${name}`);
+      throw error;
+    });
     // O_DIRECT (-t none): the fastest durable mode measured on block devices; it flushes at the end.
-    return {
-      name,
-      path: lv.path || this.pathFor(name),
-      sizeBytes: lv.sizeBytes,
-      readsAsZeros,
-      cacheMode: 'none',
-    };
+    return { name, path, sizeBytes, readsAsZeros, cacheMode: 'none' };
   }
 }
 
