@@ -169,6 +169,20 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
     await streamsByteExact(image, 'raw', 'vm-raw');
   });
 
+  it("leaves qemu-img's verdicts to the image's first warm job: it starts no qemu-img to inspect", async () => {
+    const image = plainQcow2(t.work.dir, 'memo');
+    await streamsByteExact(image, 'qcow2', 'vm-memo');
+    const warm = await submit('vm-memo.qcow2', 'vm-memo-warm');
+    const done = await t.daemon.waitFinal(warm);
+    assert.equal(done.status, 'completed', done.error);
+    assert.equal(done.cache_hit, true);
+    const inspected = lineOf(t.daemon, warm, 'image inspected: safe to open');
+    assert.equal(inspected?.qemu_img_ran, false, JSON.stringify(inspected));
+    // As qemu-img reports it for the cached file: its allocated blocks.
+    assert.equal(inspected.allocated_size, statSync(join(t.store, sha256File(image))).blocks * 512);
+    assertVolumeHolds(join(t.volumes, 'vm-memo-warm.raw'), image, 'qcow2', t.work.dir);
+  });
+
   it('streams a qcow2 whose clusters are out of file order (reads run ahead of the download) byte-exact', async () => {
     const image = outOfOrderQcow2(t.work.dir, 'reversed');
     await streamsByteExact(image, 'qcow2', 'vm-reversed');

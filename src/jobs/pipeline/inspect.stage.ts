@@ -111,7 +111,8 @@ async function unpack(
 
 /**
  * What only the whole file shows: `qemu-img check` of a qcow2 refuses corruption. Tells the cache
- * (one `compressed_image` event) when the image has compressed clusters. Returns their count.
+ * (one `compressed_image` event) when the image has compressed clusters. Returns the check that
+ * passed (none for other formats) and the count of compressed clusters.
  */
 export async function checkWholeImage(
   qemuImg: QemuImg,
@@ -121,9 +122,9 @@ export async function checkWholeImage(
   info: ImageInfo,
   limits: InspectLimits,
   emit: (event: StageEvent) => void,
-): Promise<number> {
+): Promise<{ check?: CheckResult; compressedClusters: number }> {
   const check = format === 'qcow2' ? await qemuImg.check(path, format, limits) : undefined;
-  return judgeCheck(check, path, url, info, emit);
+  return { check, compressedClusters: judgeCheck(check, path, url, info, emit) };
 }
 
 /** The verdict of `qemu-img check` (none for formats other than qcow2): refused, or its compressed clusters. */

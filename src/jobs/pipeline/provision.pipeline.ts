@@ -58,6 +58,7 @@ export class ProvisionPipeline {
       qemuImg,
       volumes,
       inspect: settings.inspect,
+      memo,
       mode: settings.convert.stream,
       fetch: this.fetch,
       prepareVolume: this.prepareVolume,

@@ -1,5 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Observable } from 'rxjs';
+import { jobLog } from '../job-event';
+import type { StageEvent } from './job-context';
 
 /** Small I/O helpers of the streaming write (stream-write.ts). */
 
@@ -63,4 +65,9 @@ export function forward<T>(
     });
     signal.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** The job log's line for today's path: download, then inspect and convert. */
+export function afterDownload(reason: string): StageEvent {
+  return jobLog('write path: download, then convert', { write_path: 'download_then_convert', reason });
 }

@@ -1,4 +1,4 @@
-import type { FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { catchError } from 'rxjs';
 import type { GrowingFile } from '../../cache/image-store';
@@ -8,19 +8,22 @@ import { detectWrapper } from '../../convert/decompressor';
 import { detectFormat, HEADER_BYTES, readImageEnds } from '../../convert/image-format';
 import { parseQcow2Header } from '../../convert/image-header';
 import { checkHeader, checkInfo, type ImageFacts } from '../../convert/image-policy';
+import type { InspectionMemo } from '../../convert/inspection-memo';
 import { NbdExport } from '../../convert/nbd/nbd-export';
 import { skipsZeroWrites, type QemuImg } from '../../convert/qemu-img';
 import { GIB, throughTarget, type VolumeBackend } from '../../volumes/volume-backend';
 import { jobLog } from '../job-event';
 import { throughput } from '../job-log';
 import { checkWholeImage, inspectLimits, refuseIf } from './inspect.stage';
-import { abortable, forward, openGrowing, readHead } from './stream-io';
+import { abortable, afterDownload, forward, openGrowing, readHead } from './stream-io';
 import { need, type JobContext, type PipelineStage, type StageEvent } from './job-context';
 
 export interface StreamWriteDeps {
   qemuImg: QemuImg;
   volumes: VolumeBackend;
   inspect: InspectSettings;
+  /** Where the verdicts that passed are kept for the image's warm jobs (as the inspect stage does). */
+  memo: InspectionMemo;
   prepareVolume: PipelineStage;
 }
 
@@ -257,7 +260,7 @@ async function writeThrough(
       }),
     );
     const limits = inspectLimits(deps.inspect, io.signal);
-    const compressedClusters = await checkWholeImage(
+    const { check, compressedClusters } = await checkWholeImage(
       deps.qemuImg,
       fetched.path,
       detected,
@@ -266,6 +269,11 @@ async function writeThrough(
       limits,
       io.emit,
     );
+    // A warm job of this image need not ask qemu-img again (inspection-memo.ts): `info` came through
+    // the export from these very bytes, now verified; its actual-size is the file's allocated blocks.
+    const actualSize = (await stat(fetched.path)).blocks * 512;
+    const key = { sha256: fetched.image.sha256, path: fetched.path, format: detected };
+    deps.memo.remember(key, { info: { ...info, actualSize }, check });
     ctx.inspected = { info, format: detected, readPath: fetched.path };
     ctx.streamed = true;
     const seconds = (convertEnded - convertStarted) / 1000;
@@ -287,9 +295,4 @@ async function writeThrough(
   } finally {
     await exported.close();
   }
-}
-
-/** The job log's line for today's path: download, then inspect and convert. */
-export function afterDownload(reason: string): StageEvent {
-  return jobLog('write path: download, then convert', { write_path: 'download_then_convert', reason });
 }

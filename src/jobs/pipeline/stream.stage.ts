@@ -3,16 +3,19 @@ import type { GrowingFile } from '../../cache/image-store';
 import { messageOf } from '../../common/errors';
 import type { StreamConvertMode } from '../../config/groups/convert.settings';
 import type { InspectSettings } from '../../config/groups/inspect.settings';
+import type { InspectionMemo } from '../../convert/inspection-memo';
 import type { QemuImg } from '../../convert/qemu-img';
 import type { VolumeBackend } from '../../volumes/volume-backend';
 import type { JobRequest } from '../job.model';
 import type { JobContext, PipelineStage, StageEvent } from './job-context';
-import { afterDownload, streamWrite, type StreamProgress } from './stream-write';
+import { afterDownload } from './stream-io';
+import { streamWrite, type StreamProgress } from './stream-write';
 
 export interface StreamDeps {
   qemuImg: QemuImg;
   volumes: VolumeBackend;
   inspect: InspectSettings;
+  memo: InspectionMemo;
   /** settings.convert.stream (STREAM_CONVERT). */
   mode: StreamConvertMode;
   /** The stages whose work streaming overlaps: the download, and the volume's creation. */
