@@ -97,7 +97,7 @@ export class DurableIndex {
         await fsyncPath(pathOf(sha256));
         await fsyncPath(this.deps.storeDir);
         repository.add(row, row.storedAt);
-        logger.debug({ sha256, seconds: (Date.now() - started) / 1000, msg: 'cache file made durable' });
+        logger.log({ sha256, seconds: (Date.now() - started) / 1000, msg: 'cache file made durable' });
         await this.deps.onDurable(sha256);
       } catch (error) {
         // Not durable, not indexed: the file is of no use to later jobs.

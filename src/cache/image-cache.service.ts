@@ -35,7 +35,10 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
   private readonly logger = new Logger(ImageCache.name);
   private readonly layout: CacheLayout;
   readonly counters = new CacheCounters();
-  private readonly pins = new ReaderPins<Stored>((stored) => this.lastReaderGone(stored));
+  private readonly pins = new ReaderPins<Stored>({
+    lastReader: (stored) => this.lastReaderGone(stored),
+    unused: (stored) => this.unused(stored),
+  });
   private readonly downloads: SharedDownloads;
   private readonly index: DurableIndex;
   private readonly expanded: ExpandedCopies;
@@ -254,15 +257,17 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     return stored;
   }
 
-  /** No job reads the file any more: a cached one is made durable (then expanded), a used-once one goes. */
+  /** No job reads the file any more: a cached one is made durable (then expanded). */
   private lastReaderGone(stored: Stored): void {
-    if (stored.cached) {
-      this.index.makeDurable(stored.sha256);
-      this.expanded.startAfter(stored.sha256, this.index.whenDurable(stored.sha256));
-    } else {
-      void rm(stored.path, { force: true });
-      void rm(this.layout.unpackedOf(stored.path), { force: true });
-    }
+    if (!stored.cached) return;
+    this.index.makeDurable(stored.sha256);
+    this.expanded.startAfter(stored.sha256, this.index.whenDurable(stored.sha256));
+  }
+
+  /** Neither a job nor a base's verification reads the file: a used-once one goes. */
+  private unused(stored: Stored): void {
+    if (stored.cached) return;
+    for (const path of [stored.path, this.layout.unpackedOf(stored.path)]) void rm(path, { force: true });
   }
 
   private acquire(stored: Stored, cacheHit: boolean, expandedPath?: string): LocalImage {
@@ -270,7 +275,7 @@ export class ImageCache implements ImageStore, OnModuleInit, BeforeApplicationSh
     if (stored.cached && this.index.isDurable(stored.sha256))
       this.repository.touch(stored.sha256, new Date().toISOString());
     const { path, sha256, size: sizeBytes } = stored;
-    return { path, sha256, sizeBytes, cacheHit, expandedPath, release, hold: () => this.pins.take(stored) };
+    return { path, sha256, sizeBytes, cacheHit, expandedPath, release, hold: () => this.pins.hold(stored) };
   }
 
   private async evict(): Promise<void> {

@@ -29,9 +29,9 @@ export interface LocalImage {
   /** Called once the job no longer reads the file (success or not). */
   release(): Promise<void>;
   /**
-   * One more reader of the file (and of its unpacked and expanded forms), for work that goes on
-   * after the job: a golden base's verification. The file is not evicted or deleted until the
-   * returned function is called.
+   * A hold on the file (and its unpacked and expanded forms) for work that goes on after the job:
+   * a golden base's verification. The file is not evicted or deleted until the returned function
+   * is called; its fsync and index row do not wait for it (they wait for the jobs only).
    */
   hold(): () => Promise<void>;
 }

@@ -16,7 +16,7 @@ describe('ReaderPins: a file is let go when its last reader is', () => {
   for (const { what, steps, counts, last } of cases) {
     it(what, () => {
       const told: string[] = [];
-      const pins = new ReaderPins<{ path: string }>((file) => told.push(file.path));
+      const pins = new ReaderPins<{ path: string }>({ lastReader: (file) => told.push(file.path) });
       for (const step of steps) {
         const file = { path: step.slice(1) };
         if (step.startsWith('+')) pins.pin(file);
@@ -28,19 +28,53 @@ describe('ReaderPins: a file is let go when its last reader is', () => {
   }
 });
 
-describe('ReaderPins.take: a pin with its own let-go (a job, a golden base verification after it)', () => {
-  it('keeps the file until every taker let go, each counted once however often it calls', async () => {
+describe('ReaderPins.take and hold: pins with their own let-go (a job; a golden base verification after it)', () => {
+  function watched() {
     const told: string[] = [];
-    const pins = new ReaderPins<{ path: string }>((file) => told.push(file.path));
+    const pins = new ReaderPins<{ path: string }>({
+      lastReader: (file) => told.push(`last reader ${file.path}`),
+      unused: (file) => told.push(`unused ${file.path}`),
+    });
+    return { pins, told };
+  }
+
+  it('take: each taker is counted once however often it calls', async () => {
+    const { pins, told } = watched();
+    const file = { path: 'a' };
+    const first = pins.take(file);
+    const second = pins.take(file);
+    await first();
+    await first();
+    assert.equal(pins.count('a'), 1, 'the second still reads it');
+    assert.deepEqual(told, []);
+    await second();
+    assert.equal(pins.count('a'), 0);
+    assert.deepEqual(told, ['last reader a', 'unused a']);
+  });
+
+  it("hold: keeps the file from eviction, not its last reader's work; unused once the hold goes too", async () => {
+    const { pins, told } = watched();
     const file = { path: 'a' };
     const job = pins.take(file);
-    const verification = pins.take(file);
+    const verification = pins.hold(file);
     await job();
-    await job();
-    assert.equal(pins.count('a'), 1, 'the verification still reads it');
-    assert.deepEqual(told, []);
+    assert.equal(pins.count('a'), 1, 'held: not to be evicted or deleted');
+    assert.deepEqual(told, ['last reader a'], 'the fsync and index row need not wait for the hold');
+    await verification();
     await verification();
     assert.equal(pins.count('a'), 0);
-    assert.deepEqual(told, ['a']);
+    assert.deepEqual(told, ['last reader a', 'unused a']);
+  });
+
+  it('hold let go while a job still reads: unused only after that job', async () => {
+    const { pins, told } = watched();
+    const file = { path: 'a' };
+    const verification = pins.hold(file);
+    const job = pins.take(file);
+    await verification();
+    assert.deepEqual(told, []);
+    assert.equal(pins.count('a'), 1);
+    await job();
+    assert.deepEqual(told, ['last reader a', 'unused a']);
   });
 });

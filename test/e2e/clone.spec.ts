@@ -278,7 +278,7 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     ]);
   });
 
-  it('completes the job before its base is verified; kill -9 during the verification: the restart removes the half-made base, the next job keeps one', async () => {
+  it('completes the job before its base is verified; kill -9 during the verification: the restart removes the half-made base, the cached image stays, the next job keeps a base', async () => {
     // 6 GiB virtual (192 MiB of data): hashing the whole base takes seconds after the job ends,
     // long enough to find it half-made.
     const big = uniqueQcow2(work.dir, 'big', 192);
@@ -294,7 +294,13 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     const bigSha = sha256File(big);
     const listed = (await daemon.request('GET', '/api/v1/cache')).body.bases.map((b: any) => b.sha256);
     assert.ok(!listed.includes(bigSha), 'a base being verified is not listed');
+    // The image's cache file is made durable and indexed once its job let go, not after the
+    // verification: a crash during the verification does not cost the cached copy.
+    await waitFor('the image made durable in the cache', () =>
+      daemon.jsonLogs().some((l) => l.msg === 'cache file made durable' && l.sha256 === bigSha),
+    );
     assert.ok(!jobLines(id).some((l) => l.msg === 'golden base kept'), 'not verified yet');
+    assert.ok(existsSync(join(bases, partial[0])), 'the base is still being verified');
     // The verification holds the image like a running job: it cannot be deleted under it.
     const refused = await daemon.request('DELETE', `/api/v1/cache/${bigSha}`);
     assert.equal(refused.status, 409, JSON.stringify(refused.body));
@@ -313,6 +319,7 @@ describe('golden bases and reflink clones on an XFS volume directory', { skip },
     assert.equal((await daemon.status(id)).body.status, 'completed');
     const next = await daemon.waitFinal(await provision('vm-big-2', 'big.qcow2', 6));
     assert.equal(next.status, 'completed', next.error);
+    assert.equal(next.cache_hit, true, 'the cached copy survived the kill -9');
     assert.equal(next.clone, false);
     const kept = await keptBaseOf(daemon, next.job_id, 120_000);
     assert.equal(sha256File(kept.base as string), kept.raw_sha256);
