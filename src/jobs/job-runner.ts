@@ -37,9 +37,8 @@ interface RunningJob {
   settle: (ending: Promise<Job>) => void;
 }
 
-/** Progress is written to SQLite at most this often per job (stage and status changes at once). */
+/** Progress is written to SQLite (stage and status changes at once) and pushed to watchers at most this often per job. */
 const PERSIST_INTERVAL_MS = 1000;
-/** Progress is pushed to watchers at most this often per job. */
 const PUBLISH_INTERVAL_MS = 200;
 
 /**
@@ -176,6 +175,7 @@ export class JobRunner implements BeforeApplicationShutdown {
         request: job.request,
         createdVolume: job.createdVolume,
         track: (settled) => entry.tracked.push(settled),
+        persisted: () => this.states.flush(),
       },
     };
     return entry;
@@ -188,7 +188,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     const entry = this.entryFor({ ...stored, status: 'running', startedAt: now, updatedAt: now });
     const job = entry.job;
     this.running.set(jobId, entry);
-    this.states.write(job);
+    this.states.writeAndFlush(job); // no fsync on the event loop: see onEvent
     this.publish(job, 'status');
     this.logger.log({
       ...jobLogFields(job),
@@ -229,10 +229,11 @@ export class JobRunner implements BeforeApplicationShutdown {
     entry.job = job;
     const now = Date.now();
     if (kind !== 'progress' || now - entry.lastPersist >= PERSIST_INTERVAL_MS) {
-      // Facts (a volume this job created: rollback after a power cut must know) are fsynced at
-      // once; stages and progress reach the disk with the next fsync (a crash of the daemon
-      // keeps them: they are in the WAL).
-      this.states.write(job, kind === 'fact' || kind === 'status');
+      // No fsync on the event loop (it waited up to 0.5 s behind other jobs' downloads; a crash
+      // keeps the row: it is in the WAL). Facts are fdatasynced at once in the thread pool, and a
+      // stage that must not go on before one is on disk awaits ctx.persisted().
+      if (kind === 'fact') this.states.writeAndFlush(job);
+      else this.states.write(job, false);
       entry.lastPersist = now;
     }
     if (kind !== 'progress' || now - entry.lastPublish >= PUBLISH_INTERVAL_MS) {

@@ -55,6 +55,12 @@ export class JobStateWriter {
     await this.flush();
   }
 
+  /** Writes a state and starts making it durable in the thread pool, without waiting for that. */
+  writeAndFlush(job: Job): void {
+    this.write(job, false);
+    void this.flush();
+  }
+
   /** Makes the states written so far durable, off the event loop; a failure is logged, not thrown. */
   async flush(): Promise<void> {
     try {

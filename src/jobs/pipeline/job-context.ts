@@ -45,6 +45,11 @@ export interface JobContext<R extends JobRequest = ProvisionRequest> extends Job
   streamed?: boolean;
   /** True from just before this job creates its volume; only then may rollback remove it. */
   createdVolume: boolean;
+  /**
+   * Resolves once the job's state as emitted so far is on disk (the database's WAL fdatasynced in
+   * the thread pool, off the event loop): what a stage awaits before acting on a fact it emitted.
+   */
+  persisted(): Promise<void>;
 }
 
 /**

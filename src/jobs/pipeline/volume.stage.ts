@@ -44,10 +44,11 @@ export function makeVolumeStage({ volumes, bases }: VolumeDeps): PipelineStage {
         return;
       }
       const clone = await cloneSource(bases, volumes, ctx);
-      // Recorded (and persisted) before the volume exists, so a crash at any point after leaves a
-      // record that lets the next start remove it (a half-made clone too).
+      // Recorded, and on disk, before the volume exists, so a crash (or a power cut) at any point
+      // after leaves a record that lets the next start remove it (a half-made clone too).
       ctx.createdVolume = true;
       emit({ type: 'fact', facts: { createdVolume: true, volumePath: volumes.pathFor(name) } });
+      await ctx.persisted();
       try {
         let noCloneBecause = clone.reason;
         if (clone.lease && volumes.cloneFrom) {
