@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { IMAGE_STORE, type ImageStore } from '../cache/image-store';
 import { ResumeLimitError } from '../common/errors';
+import { removeStaleExportDirs } from '../convert/nbd/nbd-export';
 import { Settings } from '../config/settings';
 import { JobRepository } from './job.repository';
 import { jobLogFields } from './job-log';
@@ -51,6 +52,10 @@ export class JobRecovery implements OnModuleInit {
       }
     }
     await this.store.partials.adopt(resumed.map((job) => job.request.image_url));
+    // The sockets of streamed writes a crash interrupted (their jobs write again from the start).
+    const stale = await removeStaleExportDirs();
+    if (stale > 0)
+      this.logger.log({ removed: stale, msg: 'removed the NBD export directories of a daemon that died' });
     for (const job of queue) {
       const interrupted = resumed.includes(job);
       this.logger.log({

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Daemon } from '../harness/daemon';
@@ -20,6 +21,8 @@ describe('a daemon killed with SIGKILL mid-job, started again with RESUME_INTERR
   let convertingJob: string;
   let downloadingJob: string;
   let pendingJob: string;
+  /** The NBD export directories (socket inside) of the killed daemon's streamed write. */
+  let exportDirs: () => string[];
 
   before(async () => {
     mkdirSync(images);
@@ -77,6 +80,9 @@ describe('a daemon killed with SIGKILL mid-job, started again with RESUME_INTERR
       readdirSync(tmp).some((f) => statSync(join(tmp, f)).size > 0),
     );
     assert.ok(existsSync(join(volumes, 'vm-conv.raw')));
+    const killed = daemon.pid;
+    exportDirs = () => readdirSync(tmpdir()).filter((name) => name.startsWith(`lvp-nbd-${killed}-`));
+    assert.equal(exportDirs().length, 1, 'the streamed write has its export open');
     await daemon.kill9();
     server.bytesPerSecond = 0;
     // qemu-img runs under setpriv --pdeathsig: the kernel ends it with the daemon.
@@ -110,6 +116,15 @@ describe('a daemon killed with SIGKILL mid-job, started again with RESUME_INTERR
   it('removed the volume the interrupted job had created, and the partial download', () => {
     assert.ok(!existsSync(join(volumes, 'vm-conv.raw')));
     assert.deepEqual(readdirSync(tmp), []);
+  });
+
+  it('removed the NBD export directory the killed daemon left, and says so', () => {
+    assert.deepEqual(exportDirs(), []);
+    assert.ok(
+      daemon
+        .jsonLogs()
+        .some((line) => line.msg === 'removed the NBD export directories of a daemon that died'),
+    );
   });
 
   it('keeps the jobs that had completed, and their volumes', async () => {

@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Arrivals } from './arrivals';
-import { NbdExport } from './nbd-export';
+import { NbdExport, removeStaleExportDirs } from './nbd-export';
 import { CMD, IHAVEOPT, NBD_ERR, NBDMAGIC, OPT, REP, REQUEST_MAGIC } from './nbd-protocol';
 import { SocketReader } from './socket-reader';
 
@@ -48,6 +56,41 @@ async function client(socketPath: string) {
 }
 
 const GO_DEFAULT = Buffer.from([0, 0, 0, 0, 0, 0]);
+
+describe('removeStaleExportDirs: what a killed daemon left in the tmp directory', () => {
+  it("removes the export directories of dead processes, keeps a live process's and anything else", async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'lvp-nbd-stale-spec-'));
+    try {
+      // A pid above the kernel's pid_max never names a live process.
+      const dead = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) + 1;
+      for (const name of [`lvp-nbd-${dead}-aB3dE9`, `lvp-nbd-${process.pid}-xY7zQ1`, 'lvp-nbd-aB3dE9']) {
+        mkdirSync(join(parent, name));
+        writeFileSync(join(parent, name, 'export.sock'), '');
+      }
+      assert.equal(await removeStaleExportDirs(parent), 1);
+      assert.deepEqual(readdirSync(parent).sort(), [`lvp-nbd-${process.pid}-xY7zQ1`, 'lvp-nbd-aB3dE9']);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+
+  it("names an export's directory after the daemon's pid", async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'lvp-nbd-name-spec-'));
+    const file = join(parent, 'image');
+    writeFileSync(file, Buffer.alloc(512));
+    const arrivals = new Arrivals(512);
+    arrivals.advance(512);
+    const exported = await NbdExport.open({ file, arrivals, parentDir: parent });
+    try {
+      assert.match(exported.socketPath, new RegExp(`/lvp-nbd-${process.pid}-[^/]+/export\\.sock$`));
+      assert.equal(await removeStaleExportDirs(parent), 0, 'a live daemon keeps its export');
+      assert.ok(existsSync(exported.socketPath));
+    } finally {
+      await exported.close();
+      rmSync(parent, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('NbdExport over a unix socket, spoken to byte by byte', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lvp-nbd-spec-'));

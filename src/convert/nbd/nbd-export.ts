@@ -1,4 +1,4 @@
-import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, rm, type FileHandle } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,34 @@ export interface NbdExportStats {
   failedReads: number;
 }
 
+/** An export's directory: `lvp-nbd-<the daemon's pid>-<random>`, so a later daemon can tell a dead one's. */
+const DIR_PREFIX = 'lvp-nbd-';
+
+/**
+ * Removes the export directories (and their sockets) of daemons no longer alive: a daemon killed
+ * while a job streamed (kill -9, OOM) could not close its export. Run at start-up; directories of
+ * live processes (another daemon on the host, a test's) are left. Resolves with how many went.
+ */
+export async function removeStaleExportDirs(parentDir = tmpdir()): Promise<number> {
+  let removed = 0;
+  for (const name of await readdir(parentDir)) {
+    const pid = /^lvp-nbd-(\d+)-/.exec(name)?.[1]; // DIR_PREFIX, the pid
+    if (pid === undefined || isAlive(Number(pid))) continue;
+    await rm(join(parentDir, name), { recursive: true, force: true });
+    removed++;
+  }
+  return removed;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'; // alive, someone else's
+  }
+}
+
 /** Requests a connection may have in flight before it stops reading more (qemu-img keeps ≤ 16). */
 const MAX_IN_FLIGHT = 64;
 /** Reply bytes queued on a socket before the export waits for the client to drain them. */
@@ -75,7 +103,7 @@ export class NbdExport {
   }
 
   static async open(options: NbdExportOptions): Promise<NbdExport> {
-    const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), 'lvp-nbd-'));
+    const dir = await mkdtemp(join(options.parentDir ?? tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     const socketPath = join(dir, 'export.sock');
     let handle: FileHandle | undefined = options.handle;
     try {
