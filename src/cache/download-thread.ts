@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { SourceError } from '../common/errors';
-import type { CrossingError, WorkerMessage } from './download-worker';
+import type { CrossingError, WorkerInput, WorkerMessage } from './download-worker';
 import type { TransferJob, TransferOutcome } from './transfer';
 
 /** How long a cancelled thread may take to close its request and file before it is terminated. */
@@ -10,17 +10,20 @@ const ABORT_GRACE_MS = 2000;
 /**
  * Runs one try of a download in its own worker thread (download-worker.ts) and settles with its
  * outcome. `onProgress` gets the bytes in the file and the bytes received since its last call.
- * Cancelling `signal` asks the thread to stop; a thread that dies fails the try as retryable.
+ * The thread runs `nice` below the daemon's CPU priority (JOB_NICE). Cancelling `signal` asks the
+ * thread to stop; a thread that dies fails the try as retryable.
  */
 export function transferInThread(
   job: TransferJob,
   signal: AbortSignal,
   onProgress: (bytesOnDisk: number, received: number) => void,
+  nice = 0,
 ): Promise<TransferOutcome> {
   const label = job.request?.label ?? job.path;
   return new Promise<TransferOutcome>((resolve, reject) => {
     // Beside this file in dist/src/cache (the .deb ships dist/src whole).
-    const worker = new Worker(join(__dirname, 'download-worker.js'), { workerData: job });
+    const workerData: WorkerInput = { job, nice };
+    const worker = new Worker(join(__dirname, 'download-worker.js'), { workerData });
     let settled = false;
     const settle = (error: Error | undefined, outcome?: TransferOutcome) => {
       if (settled) return;

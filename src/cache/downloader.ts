@@ -23,6 +23,8 @@ export interface DownloadOptions {
   /** Bytes as they arrive from the source, including any a restart throws away (for metrics). */
   onReceived?: (bytes: number) => void;
   onRetry?: (retry: number, error: Error, resumeAt: number) => void;
+  /** How far below the daemon's CPU priority the download thread runs (JOB_NICE). */
+  nice?: number;
 }
 
 export interface Downloaded {
@@ -48,10 +50,15 @@ export async function download(options: DownloadOptions): Promise<Downloaded> {
   let restarts = 0;
   // In its own thread: the GET, the hash and the writes (download-worker.ts); here, the rules.
   const transfer = async (offset: number, request?: ReadRequest) =>
-    transferInThread({ path, offset, request, etag: ref.etag }, signal, (bytesOnDisk, received) => {
-      if (received > 0) options.onReceived?.(received);
-      options.onBytes(bytesOnDisk, ref.size);
-    });
+    transferInThread(
+      { path, offset, request, etag: ref.etag },
+      signal,
+      (bytesOnDisk, received) => {
+        if (received > 0) options.onReceived?.(received);
+        options.onBytes(bytesOnDisk, ref.size);
+      },
+      options.nice,
+    );
   if (options.resumeFromDisk) {
     const bytes = await sizeOf(path);
     // Every byte arrived before the crash: a range from the end would be answered 416. Hashed only.

@@ -144,6 +144,7 @@ export class SharedDownloads {
             if (progressDue(bytes === total)) subscriber.next({ kind: 'progress', bytes, total });
           },
           onReceived: this.deps.onReceived,
+          nice: settings.jobs.nice,
           // Told to every job sharing this download; each logs it with its own fields.
           onRetry: (retry, error, resumeAt) =>
             subscriber.next({ kind: 'retry', retry, error: error.message, resumeAt }),

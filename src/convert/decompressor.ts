@@ -1,7 +1,8 @@
 import { open } from 'node:fs/promises';
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { ImageRejectedError } from '../common/errors';
 import { commandError, run } from '../common/exec';
+import { Settings } from '../config/settings';
 
 /** Compressed wrappers around an image, by magic bytes. */
 export type Wrapper = 'gzip' | 'xz' | 'zstd' | 'bzip2';
@@ -27,6 +28,13 @@ const BLOCK = 64 * 1024;
  */
 @Injectable()
 export class Decompressor {
+  /** How far below the daemon's priority the decompressor runs (JOB_NICE). */
+  private readonly nice: number;
+
+  constructor(@Optional() settings?: Settings) {
+    this.nice = settings?.jobs.nice ?? 0;
+  }
+
   async unpack(
     wrapper: Wrapper,
     source: string,
@@ -52,6 +60,7 @@ export class Decompressor {
     signal.addEventListener('abort', () => abort.abort(), { once: true });
     const child = run(PROGRAMS[wrapper], ['-dc', '--', source], {
       signal: abort.signal,
+      nice: this.nice,
       onStdout: async (chunk) => {
         if (tooBig) return;
         pending = Buffer.concat([pending, chunk]);

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Optional } from '@nestjs/common';
 import { Observable } from 'rxjs';
 import { commandError, run } from '../common/exec';
+import { Settings } from '../config/settings';
 import { lastProgressPercent } from './progress-parser';
 
 /** What `qemu-img info --output=json` tells about an image (the fields we use). */
@@ -70,6 +71,13 @@ export const INHERITED_TARGET = '/proc/self/fd/3';
 /** Adapter over the qemu-img program. */
 @Injectable()
 export class QemuImg {
+  /** How far below the daemon's priority a job's qemu-img runs (JOB_NICE; 0 without settings: the benches' bare tool). */
+  private readonly nice: number;
+
+  constructor(@Optional() settings?: Settings) {
+    this.nice = settings?.jobs.nice ?? 0;
+  }
+
   /** The first line of `qemu-img --version` ("qemu-img version 7.2.x (Debian ...)"): the health check's answer. */
   async version(options: { signal?: AbortSignal; timeoutMs: number }): Promise<string> {
     try {
@@ -84,7 +92,7 @@ export class QemuImg {
     // -f pins the format: qemu-img never probes, so a raw image cannot be read as something else.
     const args = ['info', '--output=json', '-f', format, path];
     try {
-      const { stdout } = await run('qemu-img', args, options);
+      const { stdout } = await run('qemu-img', args, { ...options, nice: this.nice });
       const json = JSON.parse(stdout) as Record<string, unknown>;
       const specific = (json['format-specific'] as { data?: Record<string, unknown> } | undefined)?.data;
       const extents = specific?.extents as { filename?: string }[] | undefined;
@@ -108,7 +116,7 @@ export class QemuImg {
   async check(path: string, format: string, options: InspectLimits): Promise<CheckResult> {
     const args = ['check', '--output=json', '-f', format, path];
     try {
-      const { stdout } = await run('qemu-img', args, options);
+      const { stdout } = await run('qemu-img', args, { ...options, nice: this.nice });
       return { ok: true, finding: '', ...clusterCounts(stdout) };
     } catch (error) {
       const failed = error as { exitCode?: number; stdout?: string; stderr?: string; signal?: string };
@@ -177,19 +185,30 @@ export class QemuImg {
       const abort = new AbortController();
       const inherited = options.targetFd !== undefined;
       const args = convertArgs(source, inherited ? INHERITED_TARGET : target, options);
-      const child = run('qemu-img', args, { signal: abort.signal, fd3: options.targetFd });
-      options.track?.(child.catch(() => undefined));
-      child.stdout?.setEncoding('utf8');
-      child.stdout?.on('data', (chunk: string) => {
-        const percent = lastProgressPercent(chunk);
-        if (percent !== undefined) subscriber.next(percent);
+      let exited = false;
+      const child = run('qemu-img', args, {
+        signal: abort.signal,
+        fd3: options.targetFd,
+        nice: this.nice,
+        // -p prints "(12.34/100%)\r" lines: ASCII, so a chunk never splits a character.
+        onStdout: async (chunk) => {
+          const percent = lastProgressPercent(Buffer.from(chunk).toString('latin1'));
+          if (percent !== undefined) subscriber.next(percent);
+        },
       });
+      options.track?.(child.catch(() => undefined));
       child.then(
-        () => subscriber.complete(),
-        (error) => subscriber.error(commandError('qemu-img convert', error)),
+        () => {
+          exited = true;
+          subscriber.complete();
+        },
+        (error) => {
+          exited = true;
+          subscriber.error(commandError('qemu-img convert', error));
+        },
       );
       return () => {
-        if (child.exitCode === null) abort.abort();
+        if (!exited) abort.abort();
       };
     });
   }

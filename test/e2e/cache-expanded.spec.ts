@@ -13,7 +13,7 @@ const MIB = 1024 ** 2;
 const GIB = 1024 ** 3;
 const EXPANDED = 'expanded compressed qcow2 into the cache';
 /**
- * The copy runs at nice 10 and the lowest best-effort I/O priority, after its image's fsync: while
+ * The copy runs at nice 19 and the lowest best-effort I/O priority, after its image's fsync: while
  * other specs write gigabytes in parallel it took over 30 s for 8 MiB in one CI run (under 1 s alone).
  */
 const EXPANSION_TIMEOUT_MS = 180_000;

@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { assertVolumeHolds, sha256File } from '../fixtures/images';
@@ -62,6 +70,26 @@ function outOfOrderQcow2(dir: string, name: string): string {
   for (let at = 30; at >= 0; at -= 4) writes.push(`write -P 0x${(at + 16).toString(16)} ${at}M 1M`);
   qemuIo(out, 'qcow2', ...writes);
   return out;
+}
+
+/** The nice value in a /proc/.../stat file (field 19; the command name before it may hold spaces). */
+function niceOf(statFile: string): number {
+  const fields = readFileSync(statFile, 'utf8').split(') ')[1].split(' ');
+  return Number(fields[19 - 3]);
+}
+
+function childrenOf(pid: number): number[] {
+  return readdirSync(`/proc/${pid}/task`).flatMap((tid) =>
+    readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(' ').filter(Boolean).map(Number),
+  );
+}
+
+function commandOf(pid: number): string[] {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+  } catch {
+    return []; // it has exited
+  }
 }
 
 type Line = Record<string, any>;
@@ -235,6 +263,37 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
     );
     await waitFor('the partial download to be removed', () => readdirSync(t.tmp).length === 0, 10_000);
     assertNothingLeft(image);
+  });
+
+  it("runs the job's qemu-img and download thread JOB_NICE (10) below the daemon; its main thread keeps the daemon's priority", async () => {
+    const image = plainQcow2(t.work.dir, 'nice');
+    t.s3.bytesPerSecond = SLOW / 4;
+    await t.s3.put('nice.qcow2', image);
+    const jobId = await submit('nice.qcow2', 'vm-nice');
+    await t.daemon.reachStage(jobId, 'streaming');
+    const daemon = t.daemon.pid;
+    const own = niceOf(`/proc/${daemon}/stat`);
+    const qemuImg = await waitFor('the job to run qemu-img convert', () =>
+      childrenOf(daemon).find((pid) => commandOf(pid)[0] === 'qemu-img' && commandOf(pid)[1] === 'convert'),
+    );
+    const qemuImgNice = niceOf(`/proc/${qemuImg}/stat`);
+    const threads = readdirSync(`/proc/${daemon}/task`).map((tid) => ({
+      tid: Number(tid),
+      nice: niceOf(`/proc/${daemon}/task/${tid}/stat`),
+    }));
+    const cancelled = await t.daemon.request('DELETE', `/api/v1/cancel/${jobId}`);
+    assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
+    assert.equal(qemuImgNice, own + 10, 'qemu-img runs 10 below the daemon');
+    assert.equal(
+      threads.find((th) => th.tid === daemon)?.nice,
+      own,
+      "the main thread keeps the daemon's priority",
+    );
+    assert.equal(
+      threads.filter((th) => th.nice === own + 10).length,
+      1,
+      `one thread (the download's) runs 10 below the daemon: ${JSON.stringify(threads)}`,
+    );
   });
 
   it('two jobs for the same cold image share one download and both stream it', async () => {

@@ -12,6 +12,20 @@ export class JobSettings {
   @Max(64)
   maxConcurrent = 2;
 
+  @Env('JOB_NICE', {
+    allowed: '0-19',
+    doc:
+      "How far below the daemon's own CPU priority a job's data work runs (nice): its qemu-img, its decompressor " +
+      "and its download thread. The daemon's thread that answers status, SSE and /metrics stays at the daemon's " +
+      'priority, so it is scheduled first when conversions keep the cores busy; with the cores free, the work runs ' +
+      'at full speed either way. 0: jobs compete with the API (and with the VMs) as equals. Work no job waits for ' +
+      '(expanded copies, verifying a golden base) runs at nice 19.',
+  })
+  @IsInt()
+  @Min(0)
+  @Max(19)
+  nice = 10;
+
   @Env('JOB_TIMEOUT', {
     allowed: 'a positive integer',
     doc: 'Seconds a job may run, counted from when it starts running; then it fails as timed out.',
