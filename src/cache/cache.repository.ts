@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Database } from 'better-sqlite3';
 import { DATABASE } from '../common/database';
+import { Statements } from '../common/statements';
 
 export interface CacheEntry {
   sha256: string;
@@ -24,18 +25,22 @@ interface EntryRow {
 /** The cache index in SQLite: one row per stored image, plus the source versions it came from. */
 @Injectable()
 export class CacheRepository {
-  constructor(@Inject(DATABASE) private readonly db: Database) {}
+  private readonly statements: Statements;
+
+  constructor(@Inject(DATABASE) private readonly db: Database) {
+    this.statements = new Statements(db);
+  }
 
   get(sha256: string): CacheEntry | undefined {
-    const row = this.db.prepare('SELECT * FROM cache_entries WHERE sha256 = ?').get(sha256) as
+    const row = this.statements.get('SELECT * FROM cache_entries WHERE sha256 = ?').get(sha256) as
       EntryRow | undefined;
     return row && this.toEntry(row);
   }
 
   /** The entry downloaded from this exact object version, if any. */
   bySource(url: string, etag: string, size: number): CacheEntry | undefined {
-    const row = this.db
-      .prepare(
+    const row = this.statements
+      .get(
         `SELECT e.* FROM cache_sources s JOIN cache_entries e ON e.sha256 = s.sha256
          WHERE s.url = ? AND s.etag = ? AND s.size = ?`,
       )
@@ -44,8 +49,8 @@ export class CacheRepository {
   }
 
   all(): CacheEntry[] {
-    const rows = this.db
-      .prepare('SELECT * FROM cache_entries ORDER BY last_used_at DESC')
+    const rows = this.statements
+      .get('SELECT * FROM cache_entries ORDER BY last_used_at DESC')
       .all() as EntryRow[];
     return rows.map((row) => this.toEntry(row));
   }
@@ -56,15 +61,15 @@ export class CacheRepository {
     now: string,
   ): void {
     this.db.transaction(() => {
-      this.db
-        .prepare(
+      this.statements
+        .get(
           `INSERT INTO cache_entries (sha256, size, format, created_at, last_used_at, use_count)
            VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (sha256) DO NOTHING`,
         )
         .run(entry.sha256, entry.size, entry.format, now, now);
       if (entry.etag) {
-        this.db
-          .prepare(
+        this.statements
+          .get(
             `INSERT INTO cache_sources (url, etag, size, sha256, added_at) VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (url, etag, size) DO UPDATE SET sha256 = excluded.sha256, added_at = excluded.added_at`,
           )
@@ -73,19 +78,25 @@ export class CacheRepository {
     })();
   }
 
+  /**
+   * Counts a use (eviction goes by last use). Committed without an fsync: every warm job touches its
+   * image, and a use a power cut forgets only changes which image is evicted first.
+   */
   touch(sha256: string, now: string): void {
-    this.db
-      .prepare('UPDATE cache_entries SET last_used_at = ?, use_count = use_count + 1 WHERE sha256 = ?')
-      .run(now, sha256);
+    this.statements.withoutFsync(() =>
+      this.statements
+        .get('UPDATE cache_entries SET last_used_at = ?, use_count = use_count + 1 WHERE sha256 = ?')
+        .run(now, sha256),
+    );
   }
 
   remove(sha256: string): void {
-    this.db.prepare('DELETE FROM cache_entries WHERE sha256 = ?').run(sha256);
+    this.statements.get('DELETE FROM cache_entries WHERE sha256 = ?').run(sha256);
   }
 
   private toEntry(row: EntryRow): CacheEntry {
-    const sources = this.db
-      .prepare('SELECT url, etag FROM cache_sources WHERE sha256 = ? ORDER BY added_at')
+    const sources = this.statements
+      .get('SELECT url, etag FROM cache_sources WHERE sha256 = ? ORDER BY added_at')
       .all(row.sha256) as { url: string; etag: string }[];
     return {
       sha256: row.sha256,

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Database, Statement } from 'better-sqlite3';
 import { open } from 'node:fs/promises';
 import { DATABASE } from '../common/database';
+import { Statements } from '../common/statements';
 import { Job, JobKind, JobRequest, JobStatus, isFinal, isProvision, kindOf } from './job.model';
 import type { Stage } from './pipeline/stages';
 
@@ -55,11 +56,7 @@ export interface JobQuery {
 /** Jobs in SQLite. Every read of a job's state goes through here, so status survives restarts. */
 @Injectable()
 export class JobRepository {
-  /**
-   * Prepared statements by SQL text. Preparing costs more than running a point query: the status
-   * endpoint under load spent 9 % of its CPU in prepare() (bench P4 profile).
-   */
-  private readonly statements = new Map<string, Statement>();
+  private readonly statements: Statements;
 
   /**
    * Finished jobs never change again, and clients keep polling them: the status route's reads of
@@ -69,15 +66,12 @@ export class JobRepository {
   private readonly finished = new Map<string, Job>();
   static readonly FINISHED_KEPT = 1000;
 
-  constructor(@Inject(DATABASE) private readonly db: Database) {}
+  constructor(@Inject(DATABASE) private readonly db: Database) {
+    this.statements = new Statements(db);
+  }
 
   private statement(sql: string): Statement {
-    let statement = this.statements.get(sql);
-    if (!statement) {
-      statement = this.db.prepare(sql);
-      this.statements.set(sql, statement);
-    }
-    return statement;
+    return this.statements.get(sql);
   }
 
   insert(job: NewJob, now: string): Job {
@@ -220,11 +214,9 @@ export class JobRepository {
   setState(key: string, value: string | undefined): void {
     if (value === undefined) this.statement('DELETE FROM daemon_state WHERE key = ?').run(key);
     else
-      this.db
-        .prepare(
-          'INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-        )
-        .run(key, value);
+      this.statement(
+        'INSERT INTO daemon_state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+      ).run(key, value);
   }
 
   /**
@@ -237,12 +229,7 @@ export class JobRepository {
 
   /** Commits at `synchronous = NORMAL` (no fsync); the setting cannot change inside a transaction. */
   private withoutFsync<T>(fn: () => T): T {
-    this.db.pragma('synchronous = NORMAL');
-    try {
-      return fn();
-    } finally {
-      this.db.pragma('synchronous = FULL');
-    }
+    return this.statements.withoutFsync(fn);
   }
 }
 

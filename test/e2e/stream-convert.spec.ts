@@ -247,12 +247,18 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
     assertNothingLeft(image);
   });
 
-  it('cancel mid-stream: cancelled, volume removed, no tmp left, nothing cached', async () => {
-    const image = plainQcow2(t.work.dir, 'cancel');
+  /** A cold job of a fresh plain qcow2 `<name>.qcow2` into `vm-<name>`, from a slow source, once it streams. */
+  async function streamingJob(name: string): Promise<{ image: string; jobId: string }> {
+    const image = plainQcow2(t.work.dir, name);
     t.s3.bytesPerSecond = SLOW / 4;
-    await t.s3.put('cancel.qcow2', image);
-    const jobId = await submit('cancel.qcow2', 'vm-cancel');
+    await t.s3.put(`${name}.qcow2`, image);
+    const jobId = await submit(`${name}.qcow2`, `vm-${name}`);
     await t.daemon.reachStage(jobId, 'streaming');
+    return { image, jobId };
+  }
+
+  it('cancel mid-stream: cancelled, volume removed, no tmp left, nothing cached', async () => {
+    const { image, jobId } = await streamingJob('cancel');
     const cancelled = await t.daemon.request('DELETE', `/api/v1/cancel/${jobId}`);
     assert.equal(cancelled.status, 200, JSON.stringify(cancelled.body));
     assert.equal(cancelled.body.status, 'cancelled');
@@ -266,11 +272,7 @@ describe('streaming convert: a cold image is written while it downloads (STREAM_
   });
 
   it("runs the job's qemu-img and download thread JOB_NICE (10) below the daemon; its main thread keeps the daemon's priority", async () => {
-    const image = plainQcow2(t.work.dir, 'nice');
-    t.s3.bytesPerSecond = SLOW / 4;
-    await t.s3.put('nice.qcow2', image);
-    const jobId = await submit('nice.qcow2', 'vm-nice');
-    await t.daemon.reachStage(jobId, 'streaming');
+    const { jobId } = await streamingJob('nice');
     const daemon = t.daemon.pid;
     const own = niceOf(`/proc/${daemon}/stat`);
     const qemuImg = await waitFor('the job to run qemu-img convert', () =>
