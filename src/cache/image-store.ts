@@ -2,6 +2,7 @@ import type { Observable } from 'rxjs';
 import type { JobScope } from '../common/job-scope';
 import type { Wrapper } from '../convert/decompressor';
 import type { Arrivals } from '../convert/nbd/arrivals';
+import type { RangeFetch } from '../convert/nbd/reads-ahead';
 import type { ImageRef } from '../storage/image-source';
 
 /** The sha256 an image must have, and who said so (for the error message). */
@@ -45,6 +46,8 @@ export interface LocalImage {
 export interface GrowingFile {
   path: string;
   arrivals: Arrivals;
+  /** Fetches bytes of the image apart from the download (a range GET), for reads far ahead of it. */
+  fetchRange?: RangeFetch;
 }
 
 export type FetchEvent =

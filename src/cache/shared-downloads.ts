@@ -1,6 +1,7 @@
 import { defer, EMPTY, finalize, merge, Observable, of, ReplaySubject, share } from 'rxjs';
 import { ChecksumMismatchError, SourceError } from '../common/errors';
 import { Arrivals } from '../convert/nbd/arrivals';
+import { readRange } from '../storage/read-body';
 import { Settings } from '../config/settings';
 import type { ImageSource } from '../storage/image-source';
 import { download, Downloaded, retryDelay } from './downloader';
@@ -114,14 +115,20 @@ export class SharedDownloads {
     return new Observable<DownloadEvent>((subscriber) => {
       const abort = new AbortController();
       const partial = partials.claim(ref.url);
+      const source = sources.find((s) => s.handles(new URL(ref.url)));
       const arrivals = ref.size !== undefined && ref.size > 0 ? new Arrivals(ref.size) : undefined;
-      if (arrivals) this.growing.set(key, { path: partial, arrivals });
+      if (arrivals) {
+        // A reader that needs bytes far ahead of the download may fetch them apart (a range GET
+        // of this version); the export compares them with the download's bytes when they arrive.
+        const fetchRange = async (offset: number, length: number, signal: AbortSignal) =>
+          readRange(await source!.readRequest(ref, offset), offset, length, signal);
+        this.growing.set(key, { path: partial, arrivals, fetchRange: source ? fetchRange : undefined });
+      }
       const stopGrowing = (error?: Error) => {
         if (this.growing.get(key)?.arrivals === arrivals) this.growing.delete(key);
         if (error) arrivals?.fail(error);
         else arrivals?.finish();
       };
-      const source = sources.find((s) => s.handles(new URL(ref.url)));
       let settled = false;
       const started = Date.now();
       const progressDue = everyMs(PROGRESS_INTERVAL_MS);

@@ -11,14 +11,7 @@ import { normalizeEtag } from './s3-location';
  * does it. Loads no Nest and no minio (the thread's heap stays small).
  */
 export async function readBody(request: ReadRequest, signal: AbortSignal): Promise<ImageBody> {
-  const rules = request.addressRules ? new AddressRules(request.addressRules) : undefined;
-  const common: HttpGetOptions = {
-    signal,
-    stallSeconds: request.stallSeconds,
-    label: request.label,
-    httpsAgent: request.tls ? new HttpsAgent(request.tls) : undefined,
-    vet: rules ? (url: URL) => rules.vet(url) : undefined,
-  };
+  const common = getOptions(request, signal);
   const url = new URL(request.url);
   const headers: Record<string, string> = {};
   if (request.offset > 0) {
@@ -47,6 +40,58 @@ export async function readBody(request: ReadRequest, signal: AbortSignal): Promi
     body: response.body,
     start: response.status === 206 ? request.offset : 0,
     etag: request.kind === 's3' ? normalizeEtag(etag) : etag,
+  };
+}
+
+/**
+ * The bytes [offset, offset + length) of the version `request.etag` names, whole, or an error:
+ * a server that ignores ranges (200), another version (S3: 412 by If-Match; plain HTTP: 200 by
+ * If-Range), or a short body. For reads of an image far ahead of its download (nbd/reads-ahead.ts);
+ * whatever it returns is compared with the downloaded bytes once they arrive.
+ */
+export async function readRange(
+  request: ReadRequest,
+  offset: number,
+  length: number,
+  signal: AbortSignal,
+): Promise<Buffer> {
+  const headers: Record<string, string> = { range: `bytes=${offset}-${offset + length - 1}` };
+  if (request.etag && request.kind === 'http') headers['if-range'] = request.etag;
+  if (request.etag && request.kind === 's3') headers['if-match'] = `"${request.etag}"`;
+  const response = await httpGet(new URL(request.url), { ...getOptions(request, signal), headers });
+  const range = /^bytes (\d+)-(\d+)\//.exec(String(response.headers['content-range'] ?? ''));
+  if (
+    response.status !== 206 ||
+    Number(range?.[1]) !== offset ||
+    Number(range?.[2]) !== offset + length - 1
+  ) {
+    response.body.destroy();
+    throw statusError(request.label, response.status, `answered a range request of ${length} bytes with`);
+  }
+  const data = Buffer.alloc(length);
+  let filled = 0;
+  for await (const chunk of response.body) {
+    const bytes = chunk as Buffer;
+    if (filled + bytes.length > length) {
+      response.body.destroy();
+      throw new SourceError(`${request.label} sent more than the ${length} bytes of a range`);
+    }
+    bytes.copy(data, filled);
+    filled += bytes.length;
+  }
+  if (filled !== length)
+    throw new SourceError(`${request.label} sent ${filled} of the ${length} bytes of a range`, {}, true);
+  return data;
+}
+
+function getOptions(request: ReadRequest, signal: AbortSignal): HttpGetOptions {
+  const rules = request.addressRules ? new AddressRules(request.addressRules) : undefined;
+  return {
+    signal,
+    stallSeconds: request.stallSeconds,
+    label: request.label,
+    httpsAgent: request.tls ? new HttpsAgent(request.tls) : undefined,
+    vet: rules ? (url: URL) => rules.vet(url) : undefined,
   };
 }
 

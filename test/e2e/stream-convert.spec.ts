@@ -2,18 +2,24 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
+  closeSync,
+  copyFileSync,
   existsSync,
+  mkdirSync,
+  openSync,
   readFileSync,
   readdirSync,
   rmSync,
   statSync,
   truncateSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { assertVolumeHolds, sha256File } from '../fixtures/images';
 import type { Daemon } from '../harness/daemon';
+import { ImageServer } from '../harness/image-server';
 import { s3Bed } from '../harness/s3-bed';
 import { BUCKET } from '../harness/s3-server';
 import { readSse, type SseEvent } from '../harness/sse';
@@ -70,6 +76,34 @@ function outOfOrderQcow2(dir: string, name: string): string {
   for (let at = 30; at >= 0; at -= 4) writes.push(`write -P 0x${(at + 16).toString(16)} ${at}M 1M`);
   qemuIo(out, 'qcow2', ...writes);
   return out;
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * A 1 GiB qcow2 whose second L2 table sits ~48 MiB into the file: 48 MiB of data in the disk's
+ * first half, 2 MiB at the start of its second (qemu-img convert places an L2 table where the data
+ * it maps begins). qemu-img convert reads every L2 table before it writes a byte.
+ */
+function farL2Qcow2(dir: string, name: string): string {
+  const raw = join(dir, `${name}.src.raw`);
+  const text = (mib: number) => Buffer.from(randomBytes((mib * MIB) / 2).toString('hex'));
+  writeFileSync(raw, text(48));
+  const fd = openSync(raw, 'r+');
+  writeSync(fd, text(2), 0, 2 * MIB, 512 * MIB);
+  closeSync(fd);
+  truncateSync(raw, 1024 * MIB);
+  const out = join(dir, `${name}.qcow2`);
+  qemuImg('convert', '-f', 'raw', '-O', 'qcow2', raw, out);
+  rmSync(raw);
+  return out;
+}
+
+/** Where L2 table `index` of a qcow2 begins, from its L1 table. */
+function l2Offset(image: string, index: number): number {
+  const file = readFileSync(image);
+  const l1 = Number(file.readBigUInt64BE(40));
+  return Number(file.readBigUInt64BE(l1 + 8 * index) & 0x00fffffffffffe00n);
 }
 
 /** The nice value in a /proc/.../stat file (field 19; the command name before it may hold spaces). */
@@ -348,5 +382,96 @@ describe('streaming convert of an object replaced while it streams', () => {
       ['streaming', 'download_then_convert'],
     );
     assert.match(paths[1].reason, /streaming stopped \(.*restarted from its first byte.*\)/);
+  });
+});
+
+describe('streaming convert: reads far ahead of the download come by range requests', () => {
+  const t = s3Bed('stream-ahead', {
+    STREAM_CONVERT: 'auto',
+    DOWNLOAD_STALL_SECONDS: '3',
+    MINIO_RETRY_BACKOFF_MS: '100',
+  });
+  const www = join(t.work.dir, 'www');
+  let server: ImageServer;
+  let image = '';
+
+  before(async () => {
+    mkdirSync(www);
+    server = await new ImageServer(www).start();
+    image = farL2Qcow2(t.work.dir, 'far');
+    assert.ok(l2Offset(image, 1) > 40 * MIB, `the second L2 table is at ${l2Offset(image, 1)}`);
+  });
+
+  after(() => server?.stop());
+
+  it('writes while the download stands still 40 MiB short of an L2 table; completes byte-exact', async () => {
+    await t.s3.put('far.qcow2', image);
+    // The first GET goes silent after 8 MiB, for DOWNLOAD_STALL_SECONDS; then the download resumes.
+    t.s3.stallNext('GET', 'far.qcow2', { afterBytes: 8 * MIB, times: 1 });
+    const submitted = await t.daemon.provision({
+      image_url: `s3://${BUCKET}/far.qcow2`,
+      volume_name: 'vm-far',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    });
+    assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+    const jobId = submitted.body.job_id as string;
+    const events = await readSse(`${t.daemon.url}/api/v1/jobs/${jobId}/events`).done.then((d) => d.events);
+    const done = await t.daemon.waitFinal(jobId);
+    assert.equal(done.status, 'completed', done.error);
+    assertVolumeHolds(join(t.volumes, 'vm-far.raw'), image, 'qcow2', t.work.dir);
+    const whileStill = events.filter(
+      (e) => e.data.progress.bytes_processed <= 8 * MIB && e.data.progress.write_bytes_processed > 0,
+    );
+    assert.ok(whileStill.length > 0, 'bytes were written while the download stood at 8 MiB');
+    const written = lineOf(t.daemon, jobId, 'image written to the volume while it downloaded');
+    assert.ok(written!.reads_fetched_ahead >= 1, JSON.stringify(written));
+    assert.equal(written!.range_requests_failed, 0);
+    const ranged = t.s3.downloadsOf('far.qcow2').filter((r) => /^bytes=\d+-\d+$/.test(r.range ?? ''));
+    assert.ok(
+      ranged.some((r) => r.range === `bytes=${l2Offset(image, 1)}-${l2Offset(image, 1) + 65535}`),
+      `the L2 table was fetched by a range request: ${ranged.map((r) => r.range)}`,
+    );
+    assert.ok(
+      ranged.every((r) => r.ifMatch),
+      'each range request names the version (If-Match)',
+    );
+  });
+
+  it('fetched bytes that differ from the download are caught: the volume is written again from the verified file', async () => {
+    // A cache in front of the server answers ranges with an older version: two entries of the
+    // far L2 table swapped (the disk's clusters at 512 MiB and 512 MiB + 64 KiB trade places).
+    const stale = join(t.work.dir, 'far-stale.qcow2');
+    copyFileSync(image, stale);
+    const at = l2Offset(image, 1);
+    const table = readFileSync(image).subarray(at, at + 16);
+    const fd = openSync(stale, 'r+');
+    writeSync(fd, Buffer.concat([table.subarray(8, 16), table.subarray(0, 8)]), 0, 16, at);
+    closeSync(fd);
+    await t.daemon.request('DELETE', `/api/v1/cache/${sha256File(image)}`); // cached by the test above
+    copyFileSync(image, join(www, 'far.qcow2'));
+    server.staleRanges.set('/far.qcow2', stale);
+    server.stall('/far.qcow2', { afterBytes: 8 * MIB, times: 1 });
+    const submitted = await t.daemon.provision({
+      image_url: `${server.url}/far.qcow2`,
+      checksum: `sha256:${sha256File(image)}`,
+      volume_name: 'vm-far-stale',
+      volume_size_gb: 1,
+      image_type: 'qcow2',
+    });
+    assert.equal(submitted.status, 202, JSON.stringify(submitted.body));
+    const jobId = submitted.body.job_id as string;
+    const done = await t.daemon.waitFinal(jobId);
+    assert.equal(done.status, 'completed', done.error);
+    assertVolumeHolds(join(t.volumes, 'vm-far-stale.raw'), image, 'qcow2', t.work.dir);
+    const paths = jobLines(t.daemon, jobId).filter((l) => String(l.msg).startsWith('write path:'));
+    assert.deepEqual(
+      paths.map((l) => l.write_path),
+      ['streaming', 'download_then_convert'],
+    );
+    assert.match(
+      paths[1].reason,
+      /streaming stopped \(bytes fetched ahead of the download at offset \d+ differ/,
+    );
   });
 });

@@ -42,6 +42,11 @@ export class ImageServer {
    * on HEAD or GET (the body is chunked), no ranges.
    */
   readonly unsized = new Set<string>();
+  /**
+   * Paths whose closed range requests (`bytes=a-b`) are answered from another file under the
+   * path's own ETag: a cache in front of the server that still holds an older version.
+   */
+  readonly staleRanges = new Map<string, string>();
   /** Paths answered with a 302 to another URL. */
   readonly redirects = new Map<string, string>();
   /** Paths whose GETs stall (see stall()). */
@@ -158,7 +163,8 @@ export class ImageServer {
       res.flushHeaders();
       await hold;
     }
-    const body = createReadStream(file, { start, end, highWaterMark: 64 * 1024 });
+    const stale = status === 206 && range?.[2] ? this.staleRanges.get(path) : undefined;
+    const body = createReadStream(stale ?? file, { start, end, highWaterMark: 64 * 1024 });
     const count = counting((n) => (served.bytesSent += n));
     try {
       if (stall) await pipeline(body, silenceAfter(stall.afterBytes!), count, res);

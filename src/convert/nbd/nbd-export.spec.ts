@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Arrivals } from './arrivals';
 import { NbdExport, removeStaleExportDirs } from './nbd-export';
+import { FetchedAheadDifferError } from './reads-ahead';
 import { CMD, IHAVEOPT, NBD_ERR, NBDMAGIC, OPT, REP, REQUEST_MAGIC } from './nbd-protocol';
 import { SocketReader } from './socket-reader';
 
@@ -202,5 +203,116 @@ describe('NbdExport over a unix socket, spoken to byte by byte', () => {
     assert.deepEqual(await old.reply(), { error: 0, cookie: 1 });
     assert.deepEqual(await old.reader.read(10), content.subarray(100, 110));
     old.socket.destroy();
+  });
+});
+
+describe('NbdExport: reads far ahead of the download, fetched apart (reads-ahead.ts)', () => {
+  const MIB = 1024 * 1024;
+  const dir = mkdtempSync(join(tmpdir(), 'lvp-nbd-ahead-spec-'));
+  const file = join(dir, 'image');
+  const size = 64 * MIB;
+  /** The image's bytes at `offset`: a pattern no two 4 KiB blocks share. */
+  const bytesAt = (offset: number, length: number) => {
+    const data = Buffer.alloc(length);
+    for (let i = 0; i < length; i += 4) data.writeUInt32BE(((offset + i) / 4) >>> 0, i);
+    return data;
+  };
+  const FAR = 48 * MIB;
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** An export of a file of which only the first 1 MiB has arrived; `fetchRange` serves what is asked from the pattern. */
+  async function exportWith(fetchRange: (offset: number, length: number) => Promise<Buffer>) {
+    writeFileSync(file, bytesAt(0, MIB));
+    const arrivals = new Arrivals(size);
+    arrivals.advance(MIB);
+    const asked: [number, number][] = [];
+    const exported = await NbdExport.open({
+      file,
+      arrivals,
+      parentDir: dir,
+      fetchRange: (offset, length) => {
+        asked.push([offset, length]);
+        return fetchRange(offset, length);
+      },
+    });
+    const c = await client(exported.socketPath);
+    await c.reader.read(18);
+    c.socket.write(Buffer.from([0, 0, 0, 3]));
+    c.option(OPT.GO, GO_DEFAULT);
+    for (let i = 0; i < 3; i++) await c.optionReply();
+    /** The download writes the rest of the file; the arrivals say so. */
+    const downloadRest = () => {
+      writeFileSync(file, bytesAt(0, size));
+      arrivals.finish();
+    };
+    return { exported, c, asked, downloadRest };
+  }
+
+  it('answers a read 32 MiB or more beyond the download at once with fetched bytes; one nearer waits', async () => {
+    const { exported, c, asked, downloadRest } = await exportWith(async (o, l) => bytesAt(o, l));
+    try {
+      c.request(CMD.READ, 1, 20 * MIB, 4096); // 19 MiB beyond what arrived: waits for the download
+      c.request(CMD.READ, 2, FAR, 65536);
+      assert.deepEqual(await c.reply(), { error: 0, cookie: 2 });
+      assert.deepEqual(await c.reader.read(65536), bytesAt(FAR, 65536));
+      assert.deepEqual(asked, [[FAR, 65536]], 'only the far read was fetched apart');
+      assert.deepEqual(exported.aheadStats, { fetched: 1, bytes: 65536, failed: 0 });
+      assert.equal(exported.stats.waitedReads, 1);
+      downloadRest();
+      assert.deepEqual(await c.reply(), { error: 0, cookie: 1 });
+      assert.deepEqual(await c.reader.read(4096), bytesAt(20 * MIB, 4096));
+      await exported.aheadVerified();
+    } finally {
+      c.socket.destroy();
+      await exported.close();
+    }
+  });
+
+  it('fails aheadVerified() when the fetched bytes differ from those the download wrote', async () => {
+    const stale = bytesAt(FAR, 65536);
+    stale[100] ^= 0xff;
+    const { exported, c, downloadRest } = await exportWith(async () => stale);
+    try {
+      c.request(CMD.READ, 1, FAR, 65536);
+      assert.deepEqual(await c.reply(), { error: 0, cookie: 1 });
+      assert.deepEqual(await c.reader.read(65536), stale, 'the reader got what the range request brought');
+      downloadRest();
+      await assert.rejects(exported.aheadVerified(), (error: Error) => {
+        assert.ok(error instanceof FetchedAheadDifferError);
+        assert.match(error.message, new RegExp(`offset ${FAR} differ from the downloaded ones`));
+        return true;
+      });
+    } finally {
+      c.socket.destroy();
+      await exported.close();
+    }
+  });
+
+  it('a range request that fails leaves the read to wait for the download; after 3 failures none is tried', async () => {
+    const { exported, c, asked, downloadRest } = await exportWith(async () => {
+      throw new Error('416 Range Not Satisfiable');
+    });
+    try {
+      for (let i = 0; i < 3; i++) c.request(CMD.READ, i, FAR + i * 65536, 65536);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      c.request(CMD.READ, 3, FAR + 3 * 65536, 65536);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      assert.equal(asked.length, 3, 'three range requests, then no more');
+      assert.equal(exported.aheadStats.failed, 3);
+      downloadRest();
+      const answered = new Set<number>();
+      for (let i = 0; i < 4; i++) {
+        const { error, cookie } = await c.reply();
+        assert.equal(error, 0);
+        assert.deepEqual(await c.reader.read(65536), bytesAt(FAR + cookie * 65536, 65536));
+        answered.add(cookie);
+      }
+      assert.equal(answered.size, 4);
+      await exported.aheadVerified();
+    } finally {
+      c.socket.destroy();
+      await exported.close();
+    }
   });
 });

@@ -15,6 +15,7 @@ import {
   structuredReadHeader,
   type Request,
 } from './nbd-protocol';
+import { ReadsAhead, type RangeFetch, type ReadsAheadStats } from './reads-ahead';
 import { ReplyBuffers, type ReplyBuffer } from './reply-buffers';
 import { SocketReader } from './socket-reader';
 
@@ -29,6 +30,8 @@ export interface NbdExportOptions {
   arrivals: Arrivals;
   /** Where the export's private directory (mode 0700, holding the socket) is made; default the OS tmpdir. */
   parentDir?: string;
+  /** Fetches bytes apart from the download, for reads far ahead of it (reads-ahead.ts). */
+  fetchRange?: RangeFetch;
 }
 
 /** What the export has done, for the job log and the tests. */
@@ -89,6 +92,8 @@ export class NbdExport {
   private closing?: Promise<void>;
   private readonly closed: Promise<never>;
   private reject!: (error: Error) => void;
+  private readonly stopFetching = new AbortController();
+  private readonly ahead?: ReadsAhead;
 
   private constructor(
     private readonly server: Server,
@@ -96,9 +101,11 @@ export class NbdExport {
     private readonly arrivals: Arrivals,
     private readonly dir: string,
     readonly socketPath: string,
+    fetchRange: RangeFetch | undefined,
   ) {
     this.closed = new Promise<never>((_, reject) => (this.reject = reject));
     this.closed.catch(() => undefined);
+    if (fetchRange) this.ahead = new ReadsAhead(fetchRange, arrivals, this.stopFetching.signal);
     server.on('connection', (socket) => this.serve(socket));
   }
 
@@ -113,7 +120,7 @@ export class NbdExport {
         server.once('error', reject);
         server.listen(socketPath, () => resolve());
       });
-      return new NbdExport(server, handle, options.arrivals, dir, socketPath);
+      return new NbdExport(server, handle, options.arrivals, dir, socketPath, options.fetchRange);
     } catch (error) {
       await handle?.close();
       await rm(dir, { recursive: true, force: true });
@@ -126,10 +133,36 @@ export class NbdExport {
     return `nbd+unix:///?socket=${this.socketPath}`;
   }
 
+  /** What the reads fetched ahead of the download did (none without `fetchRange`). */
+  get aheadStats(): ReadsAheadStats {
+    return this.ahead?.stats ?? { fetched: 0, bytes: 0, failed: 0 };
+  }
+
+  /** What the export did, as the job log names it. */
+  logFields(): Record<string, number> {
+    const ahead = this.aheadStats;
+    return {
+      reads: this.stats.reads,
+      reads_that_waited: this.stats.waitedReads,
+      reads_fetched_ahead: ahead.fetched,
+      bytes_fetched_ahead: ahead.bytes,
+      range_requests_failed: ahead.failed,
+    };
+  }
+
+  /**
+   * Resolves once every byte served ahead of the download matched the downloaded ones; rejects
+   * with FetchedAheadDifferError otherwise. Call once the download is whole, before close().
+   */
+  aheadVerified(): Promise<void> {
+    return this.ahead?.verified() ?? Promise.resolve();
+  }
+
   /** Stops serving: drops every connection (their reads fail), closes the file, removes the directory. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.reject(new Error('the NBD export was closed'));
+      this.stopFetching.abort();
       const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
       for (const socket of this.sockets) socket.destroy();
       await stopped;
@@ -192,12 +225,21 @@ export class NbdExport {
     let buffer: ReplyBuffer | undefined;
     try {
       const end = request.offset + request.length;
-      if (end > this.arrivals.bytes) {
+      if (end > this.arrivals.bytes && this.ahead?.wants(request.offset, request.length)) {
+        const fetched = await this.ahead.take(request.offset, request.length);
+        if (fetched) {
+          this.ahead.compareLater(request.offset, fetched, (into, at) => this.readFile(into, at));
+          buffer = { data: fetched, release: () => undefined };
+        }
+      }
+      if (!buffer && end > this.arrivals.bytes) {
         this.stats.waitedReads++;
         await Promise.race([this.arrivals.waitFor(end), this.closed]);
       }
-      buffer = this.buffers.take(request.length);
-      await this.readFile(buffer.data, request.offset);
+      if (!buffer) {
+        buffer = this.buffers.take(request.length);
+        await this.readFile(buffer.data, request.offset);
+      }
     } catch {
       buffer?.release();
       return fail(NBD_ERR.EIO);

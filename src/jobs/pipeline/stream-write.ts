@@ -50,8 +50,9 @@ export interface StreamWriteIo {
  * 2. `qemu-img info` through the NBD export of the growing file, and the same checks of its answer
  *    (virtual size vs volume size, ...);
  * 3. the volume is prepared (created or reused, as in creating_volume);
- * 4. `qemu-img convert` reads through the export (a read of bytes not yet arrived waits);
- * 5. after the download: its sha256 matched (else the fetch fails and so does the job), the header
+ * 4. `qemu-img convert` reads through the export (a read of bytes not yet arrived waits; far ahead, by range GET);
+ * 5. after the download: its sha256 matched (else the fetch fails and so does the job), bytes
+ *    fetched ahead equal the downloaded ones (else the stage writes again from the file), the header
  *    checks again with the file's last bytes (a fixed VHD declared raw shows only there), and
  *    `qemu-img check` on the finished file. A refusal there fails the job; rollback removes the
  *    volume it created, as for any failure.
@@ -161,7 +162,7 @@ async function writeThrough(
     throw error;
   }
 
-  const exported = await NbdExport.open({ file: file.path, arrivals, handle });
+  const exported = await NbdExport.open({ file: file.path, arrivals, handle, fetchRange: file.fetchRange });
   try {
     const info = await deps.qemuImg.info(exported.uri, detected, inspectLimits(deps.inspect, io.signal));
     refuseIf(checkInfo({ ...facts, info }));
@@ -224,9 +225,10 @@ async function writeThrough(
       });
     } catch (error) {
       if (io.signal.aborted || arrivals.failed) throw error;
-      // qemu-img stopped on the image itself (a corrupt qcow2): the reason to give is what
-      // `qemu-img check` of the whole file finds, as on the download-then-convert path.
+      // qemu-img stopped on the image itself (a corrupt qcow2, or bytes fetched ahead that differ):
+      // the reason to give is what `qemu-img check` of the whole file finds, as on the other path.
       await abortable(downloadEnded, io.signal);
+      await exported.aheadVerified();
       const limits = inspectLimits(deps.inspect, io.signal);
       await checkWholeImage(
         deps.qemuImg,
@@ -245,6 +247,7 @@ async function writeThrough(
     // kept across a crash hashed wrong, so the cache fetched the whole image once more): what was
     // written came from the damaged bytes. The stream stage writes again from the finished file.
     if (arrivals.failed) throw arrivals.failed;
+    await exported.aheadVerified(); // bytes fetched by range requests = the verified download's
     written = virtualSize;
     downloaded = size;
     report();
@@ -285,8 +288,7 @@ async function writeThrough(
         convert_started_at: new Date(convertStarted).toISOString(),
         convert_ended_at: new Date(convertEnded).toISOString(),
         download_ended_at: new Date(downloadEndedAt).toISOString(),
-        reads: exported.stats.reads,
-        reads_that_waited: exported.stats.waitedReads,
+        ...exported.logFields(),
         compressed_clusters: compressedClusters,
         target_cache: volume.cacheMode,
         target_is_zero: skipsZeroWrites(options),

@@ -4,6 +4,7 @@ import { messageOf } from '../../common/errors';
 import type { StreamConvertMode } from '../../config/groups/convert.settings';
 import type { InspectSettings } from '../../config/groups/inspect.settings';
 import type { InspectionMemo } from '../../convert/inspection-memo';
+import { FetchedAheadDifferError } from '../../convert/nbd/reads-ahead';
 import type { QemuImg } from '../../convert/qemu-img';
 import type { VolumeBackend } from '../../volumes/volume-backend';
 import type { JobRequest } from '../job.model';
@@ -72,6 +73,9 @@ export function makeStreamStage(deps: StreamDeps): PipelineStage {
           downloadDone: fetched,
           onStreaming: (p) => (progress = p),
         }).catch(async (error: unknown) => {
+          // Bytes fetched ahead of the download were not the downloaded ones: the volume may hold
+          // them, the verified download does not. It is removed (or written whole again).
+          if (error instanceof FetchedAheadDifferError) return writeAgain(error).catch(fail);
           if (!file.arrivals.failed && !abort.signal.aborted) return fail(error);
           // qemu-img saw the download fail (EIO): the download's own error is the job's.
           await fetchSettled;
