@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Database, Statement } from 'better-sqlite3';
-import { open } from 'node:fs/promises';
 import { DATABASE } from '../common/database';
 import { Statements } from '../common/statements';
+import { WalSync } from '../common/wal-sync';
 import { Job, JobKind, JobRequest, JobStatus, isFinal, isProvision, kindOf } from './job.model';
 import type { Stage } from './pipeline/stages';
 
@@ -57,6 +57,7 @@ export interface JobQuery {
 @Injectable()
 export class JobRepository {
   private readonly statements: Statements;
+  private readonly walSync: WalSync;
 
   /**
    * Finished jobs never change again, and clients keep polling them: the status route's reads of
@@ -68,6 +69,7 @@ export class JobRepository {
 
   constructor(@Inject(DATABASE) private readonly db: Database) {
     this.statements = new Statements(db);
+    this.walSync = new WalSync(`${db.name}-wal`);
   }
 
   private statement(sql: string): Statement {
@@ -160,19 +162,11 @@ export class JobRepository {
   /**
    * Makes every commit so far durable: an fdatasync of the WAL in the thread pool, off the event
    * loop (what synchronous=FULL does at each commit). A checkpoint that moved the rows into the
-   * database file synced them already (SQLite does, in WAL mode, at synchronous=NORMAL).
+   * database file synced them already (SQLite does, in WAL mode, at synchronous=NORMAL). Callers
+   * that ask at once share the syncs (WalSync).
    */
-  async flush(): Promise<void> {
-    const wal = await open(`${this.db.name}-wal`, 'r').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined; // no WAL: nothing was written since the last checkpoint
-      throw error;
-    });
-    if (!wal) return;
-    try {
-      await wal.datasync();
-    } finally {
-      await wal.close();
-    }
+  flush(): Promise<void> {
+    return this.walSync.flush(); // no WAL file: nothing was written since the last checkpoint
   }
 
   /**
