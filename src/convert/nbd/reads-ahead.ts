@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Arrivals } from './arrivals';
 
 /** Fetches bytes [offset, offset + length) of the image apart from its download (a range GET). */
@@ -107,10 +108,12 @@ export class ReadsAhead {
     served: Buffer,
     readFile: (into: Buffer, offset: number) => Promise<void>,
   ): void {
-    const comparison = this.arrivals.waitFor(offset + served.length).then(async () => {
-      const downloaded = Buffer.alloc(served.length);
+    const length = served.length;
+    const digest = sha256(served); // not the buffer: it goes back to the socket, and may be large
+    const comparison = this.arrivals.waitFor(offset + length).then(async () => {
+      const downloaded = Buffer.alloc(length);
       await readFile(downloaded, offset);
-      if (!downloaded.equals(served)) throw new FetchedAheadDifferError(offset);
+      if (!sha256(downloaded).equals(digest)) throw new FetchedAheadDifferError(offset);
     });
     comparison.catch(() => undefined); // seen by verified(); a failed download fails the job anyway
     this.comparisons.push(comparison);
@@ -120,4 +123,8 @@ export class ReadsAhead {
   async verified(): Promise<void> {
     await Promise.all(this.comparisons);
   }
+}
+
+function sha256(data: Buffer): Buffer {
+  return createHash('sha256').update(data).digest();
 }
