@@ -8,6 +8,7 @@ import { repoRoot } from '../harness/repo';
 import { makeWorkdir } from '../harness/workdir';
 
 const ROOT = repoRoot();
+const O_NONBLOCK = 0o4000;
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 
 /**
@@ -58,6 +59,16 @@ describe('node options of the daemon', () => {
       const match = /^nodejs_heap_space_size_total_bytes\{space="new"\} (\d+)$/m.exec(text);
       assert.ok(match, 'no new-space gauge in /metrics');
       assert.ok(Number(match[1]) <= 2 * 1024 * 1024, `new space is ${match[1]} bytes`);
+    });
+
+    // The JSON log goes to stdout (journald's socket under systemd; a pipe here) with synchronous
+    // writes. Node makes stdout non-blocking once anything touches process.stdout, and pino's
+    // writer then answers a full pipe by sleeping 100 ms on the event loop per try (logging.ts).
+    it('writes its log to a blocking stdout: a full pipe makes a line wait for room, not for a 100 ms sleep', async () => {
+      assert.equal((await daemon.request('GET', '/healthz')).status, 200); // a request has been logged
+      const info = readFileSync(`/proc/${daemon.pid}/fdinfo/1`, 'utf8');
+      const flags = parseInt(/^flags:\s+(\d+)$/m.exec(info)![1], 8); // octal
+      assert.equal(flags & O_NONBLOCK, 0, 'stdout is non-blocking');
     });
   });
 });
