@@ -1,3 +1,4 @@
+import { mkdir, rm, symlink } from 'node:fs/promises';
 import { lastValueFrom } from 'rxjs';
 import { Settings } from '../src/config/settings';
 import { QemuImg } from '../src/convert/qemu-img';
@@ -15,6 +16,9 @@ import type { WritableVolume } from '../src/volumes/volume-backend';
  * qemu-img with the daemon's flags, clearTail zeroes what lies beyond the image.
  */
 export type LvKind = 'thin' | 'thick';
+
+/** A volume group name no real one on a bench machine is likely to have. */
+const VG = 'lvp-bench-vg';
 
 class LoopAsLv implements Pick<LvmCli, 'vg' | 'lvs' | 'createThick' | 'createThin'> {
   constructor(
@@ -44,12 +48,19 @@ export async function provisionBlock(
   image: { path: string; format: string; virtualBytes: number },
 ): Promise<WritableVolume> {
   const settings = new Settings();
-  Object.assign(settings.volumes, { lvmVolumeGroup: 'bench', lvmThinPool: 'pool' });
+  Object.assign(settings.volumes, { lvmVolumeGroup: VG, lvmThinPool: 'pool' });
   const lvm = new LoopAsLv(device, sizeBytes) as unknown as LvmCli;
   const blocks = new BlockDevice();
   const backend =
     kind === 'thin' ? new LvmThinBackend(settings, lvm, blocks) : new LvmBackend(settings, lvm, blocks);
-  const volume = await backend.create('bench', sizeBytes);
+  // The backend finds a new LV at /dev/<vg>/<lv>, as udev would have linked it, and reads its size
+  // from sysfs through that link: here the link leads to the loop device.
+  await mkdir(`/dev/${VG}`, { recursive: true });
+  await rm(`/dev/${VG}/bench`, { force: true });
+  await symlink(device, `/dev/${VG}/bench`);
+  const volume = await backend
+    .create('bench', sizeBytes)
+    .finally(() => rm(`/dev/${VG}`, { recursive: true, force: true }));
   await lastValueFrom(
     new QemuImg().convert(image.path, volume.path, {
       sourceFormat: image.format,
