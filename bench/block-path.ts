@@ -58,9 +58,10 @@ export async function provisionBlock(
   await mkdir(`/dev/${VG}`, { recursive: true });
   await rm(`/dev/${VG}/bench`, { force: true });
   await symlink(device, `/dev/${VG}/bench`);
-  const volume = await backend
+  const created = await backend
     .create('bench', sizeBytes)
     .finally(() => rm(`/dev/${VG}`, { recursive: true, force: true }));
+  const volume = { ...created, path: device }; // where the link led
   await lastValueFrom(
     new QemuImg().convert(image.path, volume.path, {
       sourceFormat: image.format,
