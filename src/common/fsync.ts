@@ -9,3 +9,17 @@ export async function fsyncPath(path: string): Promise<void> {
     await handle.close();
   }
 }
+
+/** fdatasync of a file from the thread pool; a file that does not exist has nothing to sync. */
+export async function datasyncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (!handle) return;
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}

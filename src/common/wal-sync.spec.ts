@@ -3,7 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { datasyncFile, WalSync } from './wal-sync';
+import { datasyncFile } from './fsync';
+import { WalSync } from './wal-sync';
 
 /** A sync the test finishes by hand: each call is recorded with the way to end it. */
 function manualSync() {

@@ -1,18 +1,4 @@
-import { open } from 'node:fs/promises';
-
-/** fdatasync of a file from the thread pool; a file that does not exist has nothing to sync. */
-export async function datasyncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (!handle) return;
-  try {
-    await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-}
+import { datasyncFile } from './fsync';
 
 /**
  * Makes a database's commits durable by an fdatasync of its WAL in the thread pool (what

@@ -16,9 +16,7 @@ export async function readBody(request: ReadRequest, signal: AbortSignal): Promi
   const headers: Record<string, string> = {};
   if (request.offset > 0) {
     headers.range = `bytes=${request.offset}-`;
-    // Plain HTTP: If-Range, a replaced object is sent whole (200). S3: If-Match, answered 412.
-    if (request.etag && request.kind === 'http') headers['if-range'] = request.etag;
-    if (request.etag && request.kind === 's3') headers['if-match'] = `"${request.etag}"`;
+    Object.assign(headers, versionGuard(request));
   }
   let response = await httpGet(url, { ...common, headers });
   if (response.status === 412 && request.kind === 's3') {
@@ -55,9 +53,7 @@ export async function readRange(
   length: number,
   signal: AbortSignal,
 ): Promise<Buffer> {
-  const headers: Record<string, string> = { range: `bytes=${offset}-${offset + length - 1}` };
-  if (request.etag && request.kind === 'http') headers['if-range'] = request.etag;
-  if (request.etag && request.kind === 's3') headers['if-match'] = `"${request.etag}"`;
+  const headers = { range: `bytes=${offset}-${offset + length - 1}`, ...versionGuard(request) };
   const response = await httpGet(new URL(request.url), { ...getOptions(request, signal), headers });
   const range = /^bytes (\d+)-(\d+)\//.exec(String(response.headers['content-range'] ?? ''));
   if (
@@ -82,6 +78,15 @@ export async function readRange(
   if (filled !== length)
     throw new SourceError(`${request.label} sent ${filled} of the ${length} bytes of a range`, {}, true);
   return data;
+}
+
+/**
+ * The header that ties a range to the version `request.etag` names. Plain HTTP: If-Range, a
+ * replaced object is sent whole (200). S3: If-Match, answered 412.
+ */
+function versionGuard(request: ReadRequest): Record<string, string> {
+  if (!request.etag) return {};
+  return request.kind === 'http' ? { 'if-range': request.etag } : { 'if-match': `"${request.etag}"` };
 }
 
 function getOptions(request: ReadRequest, signal: AbortSignal): HttpGetOptions {
